@@ -10,13 +10,14 @@ stores strings as Unicode code points in shared memory, so ``AsyncVectorEnv`` wo
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import shared_memory as _shm
 
-__all__ = ["Text"]
+__all__ = ["SharedStrings", "Text"]
 
 # What `sample()` draws from: letters, digits, whitespace, punctuation and a few non-ASCII
 # characters, so that random actions exercise an env's invalid-action path realistically.
@@ -57,6 +58,37 @@ class Text(spaces.Text):
         )
 
 
+class SharedStrings(Sequence):
+    """A live, read-only view of the strings an ``AsyncVectorEnv`` keeps in shared memory.
+
+    Gymnasium reads shared memory once, at construction, and relies on NumPy views to see later
+    writes; Python strings are copies, so its own `Text` support returns stale observations.
+    This view decodes on access, and a deep copy (what ``AsyncVectorEnv`` returns by default)
+    is a plain tuple of the current strings.
+    """
+
+    def __init__(self, shared_memory, n: int, max_length: int):
+        self._codes = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(n, max_length)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        row = self._codes[index]
+        return "".join(map(chr, row[row != 0]))
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __deepcopy__(self, memo) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"SharedStrings({tuple(self)!r})"
+
+
 # Shared memory: one int32 code point per character, 0 = padding. Gymnasium's `Text` handlers index
 # the charset (KeyError on anything else) and build the read-back tuple only once, so we replace them.
 
@@ -67,9 +99,8 @@ def _create_unicode_shared_memory(space: Text, n: int = 1, ctx=mp):
 
 
 @_shm.read_from_shared_memory.register(Text)
-def _read_unicode_from_shared_memory(space: Text, shared_memory, n: int = 1) -> tuple[str, ...]:
-    codes = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(n, space.max_length)
-    return tuple("".join(map(chr, row[row != 0])) for row in codes)
+def _read_unicode_from_shared_memory(space: Text, shared_memory, n: int = 1) -> SharedStrings:
+    return SharedStrings(shared_memory, n, space.max_length)
 
 
 @_shm.write_to_shared_memory.register(Text)
