@@ -23,6 +23,7 @@ MAX_ACTION_LENGTH = 8192
 _ACTION_TAG = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
 _PUNCTUATION = " \t\r\n.,;:!?'\"`*()[]{}"
 _FEEDBACK_ECHO = 60
+_SYMBOLS = np.array(list("#_OX√PS"))  # the observation's symbol for each of TILE_CODES, in order
 
 
 def parse_action(text: str) -> str | None:
@@ -139,6 +140,8 @@ class SokobanEnv(gym.Env):
         self._player = 0
         self._optimal_steps: int | None = None
         self._optimal_cache: dict[Level, int | None] = {}
+        self._codes = np.zeros(0, dtype=np.intp)
+        self._board: str | None = None
         self._window = None
         self._clock = None
 
@@ -149,6 +152,11 @@ class SokobanEnv(gym.Env):
         self._level = self._choose_level(options or {})
         self._boxes = set(self._level.boxes)
         self._player = self._level.player
+        self._codes = np.array(
+            [TILE_CODES[self._level.cell_name(cell)] for cell in range(self._level.height * self._level.width)],
+            dtype=np.intp,
+        )
+        self._board = None
         self._optimal_steps = self._solve_cached(self._level)
         return self._observation(feedback=""), self._info(action_is_valid=True)
 
@@ -202,15 +210,16 @@ class SokobanEnv(gym.Env):
         )
 
     def board_text(self) -> str:
-        return self._level.to_text("compact", boxes=frozenset(self._boxes), player=self._player)
+        """The board in the compact symbols of the observation."""
+        if self._board is None:
+            rows = _SYMBOLS[self._codes].reshape(self._level.height, self._level.width).tolist()
+            self._board = "\n".join(map("".join, rows))
+        return self._board
 
     def rgb_frame(self) -> np.ndarray:
         """The board as an RGB image, ``tile_size`` pixels per cell."""
-        level = self._level
-        names = (level.cell_name(cell, frozenset(self._boxes), self._player) for cell in range(level.height * level.width))
-        codes = np.fromiter((TILE_CODES[name] for name in names), dtype=np.intp).reshape(level.height, level.width)
-        image = render_rgb(codes, self.tile_size)
-        return _pad_image(image, self.dim_room, self.tile_size)
+        codes = self._codes.reshape(self._level.height, self._level.width)
+        return _pad_image(render_rgb(codes, self.tile_size), self.dim_room, self.tile_size)
 
     # --- private -----------------------------------------------------------------------------
 
@@ -277,8 +286,15 @@ class SokobanEnv(gym.Env):
             self._boxes.remove(to)
             self._boxes.add(beyond)
             reward += (beyond in level.targets) - (to in level.targets)
-        self._player = to
+            self._recode(beyond)
+        previous, self._player = self._player, to
+        self._recode(previous)
+        self._recode(to)
+        self._board = None
         return float(reward)
+
+    def _recode(self, cell: int) -> None:
+        self._codes[cell] = TILE_CODES[self._level.cell_name(cell, self._boxes, self._player)]
 
     def _observation(self, feedback: str):
         board = self.board_text()

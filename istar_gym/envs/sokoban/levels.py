@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass
+from itertools import permutations
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,7 @@ def generate_level(
     num_boxes: int = 1,
     *,
     num_gen_steps: int | None = None,
-    search_budget: int = 3000,
+    search_budget: int = 2000,
     max_tries: int = 200,
 ) -> Level:
     """A random solvable level, built by reverse play from a solved position.
@@ -258,48 +259,59 @@ def _random_topology(rng: np.random.Generator, rows: int, cols: int, steps: int)
 
 def _reverse_play(solved: Level, rng: np.random.Generator, budget: int) -> Level | None:
     """Breadth-first over player moves and box pulls from ``solved``; return a position that scores
-    highest (every box off target, boxes far from the targets they left), with random ties."""
+    highest (every box off target, boxes far from the targets), the first found among equals.
+
+    Box sets are int bitmasks here: this loop is the whole cost of generating a level."""
     width = solved.width
-    walls = solved.walls
-    start = (solved.player, solved.boxes)
+    walls = sum(1 << cell for cell in solved.walls)
+    start = (solved.player, sum(1 << box for box in solved.boxes))
     seen = {start}
     queue = deque([start])
     best, best_score = None, 0.0
-    steps = (-width, width, -1, 1)
+    orders = [tuple(p) for p in permutations((-width, width, -1, 1))]
+    draws = iter(rng.integers(len(orders), size=budget).tolist())
     while queue and len(seen) < budget:
         player, boxes = queue.popleft()
-        for index in rng.permutation(4):
-            step = steps[index]
+        blocked = walls | boxes
+        for step in orders[next(draws)]:
             to = player + step
-            if to in walls or to in boxes:
+            if blocked >> to & 1:
                 continue
-            moves = [(to, boxes)]
+            walk = (to, boxes)
+            if walk not in seen:
+                seen.add(walk)
+                queue.append(walk)
             behind = player - step
-            if behind in boxes:
-                moves.append((to, (boxes - {behind}) | {player}))
-            for state in moves:
-                if state in seen:
-                    continue
-                seen.add(state)
-                queue.append(state)
-                score = _displacement_score(solved, state[1])
-                if score > best_score:
-                    best, best_score = state, score
+            if boxes >> behind & 1:
+                pulled = (to, boxes ^ (1 << behind) | (1 << player))
+                if pulled not in seen:
+                    seen.add(pulled)
+                    queue.append(pulled)
+                    score = _displacement_score(solved, pulled[1])
+                    if score > best_score:
+                        best, best_score = pulled, score
     if best is None:
         return None
-    return Level(solved.height, width, walls, solved.targets, best[1], best[0])
+    player, boxes = best
+    box_cells = frozenset(cell for cell in range(solved.height * width) if boxes >> cell & 1)
+    return Level(solved.height, width, solved.walls, solved.targets, box_cells, player)
 
 
-def _displacement_score(solved: Level, boxes: frozenset[int]) -> float:
-    """0 while any box sits on a target, else the summed Manhattan distance of each box to its
-    nearest target (gym-sokoban scores by the same idea, with box identities)."""
-    if boxes & solved.targets:
-        return 0.0
+def _displacement_score(solved: Level, boxes: int) -> float:
+    """0 while any box (a bitmask) sits on a target, else the summed Manhattan distance of each
+    box to its nearest target (gym-sokoban scores by the same idea, with box identities)."""
     width = solved.width
+    targets = [divmod(t, width) for t in solved.targets]
     total = 0
-    for box in boxes:
-        br, bc = divmod(box, width)
-        total += min(abs(br - tr) + abs(bc - tc) for tr, tc in (divmod(t, width) for t in solved.targets))
+    cell = 0
+    while boxes:
+        if boxes & 1:
+            if cell in solved.targets:
+                return 0.0
+            br, bc = divmod(cell, width)
+            total += min(abs(br - tr) + abs(bc - tc) for tr, tc in targets)
+        boxes >>= 1
+        cell += 1
     return float(total)
 
 
