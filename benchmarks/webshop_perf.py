@@ -1,0 +1,206 @@
+"""WebShop: construction time and memory, step latency per action kind, search latency, baseline scores.
+
+Goals: construction of 1k products < 1 s, step median < 2 ms at 1k, memory at 100k < 2 GB; the rule
+baseline should be far from solved (the paper's real-data numbers: score 45.6, success 9.6%).
+Peer: ``rank_bm25`` (the pure-Python BM25 listed in WebShop's own requirements) on the same documents
+and queries, in its own virtual environment; the original's Java/pyserini index is not installable here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._peers import peer_python, run_peer
+
+TITLE = "WebShop: construction, step and search latency, baselines"
+
+_CONSTRUCT = """
+import json, resource, sys, time
+from istar_gym.envs.webshop.env import WebShopEnv
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+before = rss_mb()
+start = time.perf_counter()
+env = WebShopEnv(num_products=int(sys.argv[1]))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "rss_mb": rss_mb() - before,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before,
+                  "goals": len(env.shop.goals)}))
+"""
+
+_PEER_SEARCH = """
+import json, sys, time
+import numpy as np
+from rank_bm25 import BM25Okapi
+params = json.loads(sys.argv[1])
+documents = json.load(open(params["documents"]))
+queries = json.load(open(params["queries"]))
+start = time.perf_counter()
+bm25 = BM25Okapi([d.split() for d in documents], k1=0.9, b=0.4)
+build = time.perf_counter() - start
+times = []
+for query in queries:
+    start = time.perf_counter()
+    scores = bm25.get_scores(query.lower().split())
+    np.argsort(-scores)[:50]
+    times.append(time.perf_counter() - start)
+print(json.dumps({"build_s": build, "median_ms": 1000 * float(np.median(times))}))
+"""
+
+
+def run(quick: bool = False) -> dict:
+    from istar_gym.envs.webshop.baselines import OracleAgent, RuleAgent
+    from istar_gym.envs.webshop.env import WebShopEnv
+
+    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
+    metrics: dict[str, float] = {}
+    table = []
+    for size in (1000, 10_000 if quick else 100_000):
+        built = _construct(size)
+        metrics[f"construct_s_{size}"] = built["seconds"]
+        metrics[f"construct_peak_rss_mb_{size}"] = built["peak_rss_mb"]
+        metrics[f"goals_{size}"] = built["goals"]
+
+    env = WebShopEnv(num_products=1000)
+    latencies = _step_latencies(env, episodes=60 if quick else 300)
+    for kind, times in latencies.items():
+        metrics[f"step_median_ms_{kind}"] = 1000 * float(np.median(times))
+        metrics[f"step_p99_ms_{kind}"] = 1000 * float(np.percentile(times, 99))
+    metrics["step_median_ms_all_1k"] = 1000 * float(np.median(np.concatenate(list(latencies.values()))))
+
+    peer_python_path = peer_python("rank_bm25", ["rank_bm25==0.2.2", "numpy"])
+    for size in sizes:
+        row = _search_row(size, queries=50 if quick else 200, peer=peer_python_path)
+        table.append(row)
+        metrics[f"search_median_ms_{size}"] = row["ours_median_ms"]
+        if row.get("rank_bm25_median_ms"):
+            metrics[f"search_speedup_vs_rank_bm25_{size}"] = row["rank_bm25_median_ms"] / row["ours_median_ms"]
+
+    for name, make_agent in (("rule", lambda: RuleAgent()), ("oracle", lambda: OracleAgent(env))):
+        rewards = [_play(env, make_agent(), i) for i in range(500)]
+        metrics[f"{name}_score_test"] = 100 * float(np.mean(rewards))
+        metrics[f"{name}_success_pct_test"] = 100 * float(np.mean([r == 1.0 for r in rewards]))
+
+    return {
+        "title": TITLE,
+        "metrics": metrics,
+        "table": table,
+        "plots": [_plot(table)],
+        "notes": (
+            "Construction runs in a fresh process (catalogue, goals and BM25 index; imports excluded); "
+            "memory is the peak RSS increase. Step latency is WebShopEnv.step in text mode at 1k products. "
+            "Search: median over goal instructions as queries, top 50; rank_bm25 scores every document "
+            "in Python-level loops, on whitespace tokens. Published context, not measured here: the "
+            "original needs a JVM per env and about 15 GB and 30-90 s to load the full catalogue "
+            "(THUDM/AgentBench#32); its rule baseline scores 45.6 with 9.6% success on the real data."
+        ),
+    }
+
+
+def _construct(size: int) -> dict:
+    done = subprocess.run([sys.executable, "-c", _CONSTRUCT, str(size)], check=True, capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _step_latencies(env, episodes: int) -> dict[str, np.ndarray]:
+    """Times of env.step by action kind over scripted episodes that visit every page."""
+    kinds: dict[str, list[float]] = {}
+
+    def timed(kind: str, action: str):
+        start = time.perf_counter()
+        result = env.step(action)
+        kinds.setdefault(kind, []).append(time.perf_counter() - start)
+        return result
+
+    for episode in range(episodes):
+        _, info = env.reset(seed=episode)
+        _, _, _, _, info = timed("search", f"search[{info['instruction']}]")
+        timed("next_page", "click[next >]")
+        timed("prev_page", "click[< prev]")
+        timed("invalid", "click[nothing here]")
+        products = [a for a in info["available_actions"] if a.startswith("click[b")]
+        if not products:
+            continue
+        _, _, _, _, info = timed("click_product", products[0])
+        values = info["available_actions"][6:]
+        if values:
+            timed("click_option", values[0])
+        timed("sub_page", "click[description]")
+        timed("back_to_item", "click[< prev]")
+        timed("buy", "click[buy now]")
+    return {kind: np.asarray(times) for kind, times in kinds.items()}
+
+
+def _search_row(size: int, queries: int, peer) -> dict:
+    from istar_gym.envs.webshop.search import product_document
+    from istar_gym.envs.webshop.shop import load_shop
+
+    shop = load_shop(size, 0)
+    row = {"products": size}
+    texts = [shop.goals[i].instruction_text for i in range(queries)]
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        shop.index.search(text, 50)
+        times.append(time.perf_counter() - start)
+    row["ours_median_ms"] = 1000 * float(np.median(times))
+    row["ours_p99_ms"] = 1000 * float(np.percentile(times, 99))
+    if peer is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            documents, query_file = Path(folder, "documents.json"), Path(folder, "queries.json")
+            documents.write_text(json.dumps([product_document(p) for p in shop.products]))
+            query_file.write_text(json.dumps(texts[:20]))  # rank_bm25 loops over every document per term
+            result = run_peer(peer, _PEER_SEARCH, {"documents": str(documents), "queries": str(query_file)})
+        if result:
+            row["rank_bm25_median_ms"] = result["median_ms"]
+            row["rank_bm25_build_s"] = result["build_s"]
+    return row
+
+
+def _play(env, agent, goal_index: int) -> float:
+    observation, info = env.reset(options={"goal_index": goal_index})
+    agent.reset()
+    for _ in range(15):
+        observation, reward, terminated, truncated, info = env.step(agent.act(observation, info))
+        if terminated:
+            return reward
+    return 0.0
+
+
+def _plot(table: list[dict]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="istar-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    sizes = [row["products"] for row in table]
+    axis.loglog(sizes, [row["ours_median_ms"] for row in table], "o-", label="istar-gym BM25")
+    peer_rows = [row for row in table if "rank_bm25_median_ms" in row]
+    if peer_rows:
+        axis.loglog([r["products"] for r in peer_rows], [r["rank_bm25_median_ms"] for r in peer_rows], "s--",
+                    label="rank_bm25")
+    axis.set_xlabel("products")
+    axis.set_ylabel("median search latency (ms)")
+    axis.legend()
+    figure.tight_layout()
+    path = out / "webshop_search_latency.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
