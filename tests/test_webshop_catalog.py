@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from istar_gym.envs.webshop.catalog import format_price_tag, generate_catalog, normalize_option_value
-from istar_gym.envs.webshop.goals import NO_PRICE_BOUND, SyntheticGoals, draw_price_upper, split_range
+from istar_gym.envs.webshop.goals import NO_PRICE_BOUND, GoalSampler, SyntheticGoals, draw_price_upper, split_range
 from istar_gym.envs.webshop.reward import normalize_color, token_set_ratio
 from istar_gym.envs.webshop.vocabulary import OPTION_KINDS
 
@@ -120,6 +120,28 @@ def test_price_bound_is_unbounded_near_the_top_of_the_range():
 def test_goals_are_frozen_per_seed(products, goals):
     again = SyntheticGoals(products, seed=0)
     assert [again[i] for i in range(100)] == [goals[i] for i in range(100)]
+
+
+def test_goal_weight_is_the_mean_inverse_count_of_goals_asking_for_each_attribute(goals):
+    asked = {}
+    for goal in goals:
+        for attribute in goal.attributes:
+            asked[attribute] = asked.get(attribute, 0) + 1
+    expected = [sum(1 / asked[a] for a in goal.attributes) / len(goal.attributes) for goal in goals]
+    assert np.allclose(goals.weights, expected)
+
+
+def test_weighted_sampler_draws_goals_in_proportion_to_their_weights(goals):
+    sampler = GoalSampler(goals, "test")
+    draws = [sampler.draw((k + 0.5) / 200_000) for k in range(200_000)]
+    shares = np.bincount(draws, minlength=500) / len(draws)
+    assert np.allclose(shares, goals.weights[:500] / goals.weights[:500].sum(), atol=2e-5)
+
+
+def test_uniform_sampler_draws_every_goal_of_the_split_equally(goals):
+    sampler = GoalSampler(goals, "train", weighted=False)
+    draws = [sampler.draw((k + 0.5) / (10 * len(sampler))) for k in range(10 * len(sampler))]
+    assert np.array_equal(np.bincount(draws)[500:], np.full(len(goals) - 500, 10))
 
 
 def test_splits_are_test_first_500_and_train_the_rest():

@@ -64,6 +64,20 @@ def test_reset_seed_picks_the_goal_from_the_split():
     assert all(i >= 500 for i in indices) and len(indices) > 10
 
 
+def test_goals_are_drawn_by_attribute_weight_unless_uniform_is_asked():
+    weighted, uniform = WebShopEnv(), WebShopEnv(goal_sampling="uniform")
+    weights = weighted.shop.goals.weights[:500]
+    draws = {name: [env.reset(seed=s)[1]["goal_index"] for s in range(2000)]
+             for name, env in (("weighted", weighted), ("uniform", uniform))}
+    # Goals with rarely asked attributes weigh more, so weighted draws favour them.
+    assert np.mean(weights[draws["weighted"]]) > 1.2 * np.mean(weights[draws["uniform"]])
+
+
+def test_unknown_goal_sampling_is_refused():
+    with pytest.raises(ValueError, match="goal_sampling='random'"):
+        WebShopEnv(goal_sampling="random")
+
+
 def test_goal_index_option_pins_the_goal():
     env = WebShopEnv()
     _, info = env.reset(options={"goal_index": 42})
@@ -173,11 +187,13 @@ def test_oracle_succeeds_on_every_test_goal():
     assert failures == []
 
 
-def test_rule_baseline_is_far_from_solving_the_test_split():
+def test_rule_baseline_is_about_as_hard_as_on_the_real_data():
+    # Real data: score 45.6, success 9.6% (WebShop paper). The default catalogue is calibrated to
+    # 48.3 / 7.6% on these 500 goals; the band allows small generator changes, not an easy shop.
     env = gym.make("istar/WebShop-v0")
     rewards = [play(env, RuleAgent(), i)[0] for i in range(500)]
     score, success = 100 * np.mean(rewards), 100 * np.mean([r == 1.0 for r in rewards])
-    assert 30 < score < 75 and 1 < success < 25
+    assert 40 < score < 56 and 4 < success < 15
 
 
 def test_official_files_run_through_the_env():

@@ -18,7 +18,7 @@ try:
 except ImportError as error:  # selenium is the optional `browser` extra
     raise ImportError("istar/WebShopBrowser-v0 needs selenium: pip install 'istar-gym[browser]'") from error
 
-from istar_gym.envs.webshop.goals import SPLITS, Goal, split_range
+from istar_gym.envs.webshop.goals import GOAL_SAMPLING, SPLITS, Goal, GoalSampler
 from istar_gym.envs.webshop.server import ServerThread, create_app
 from istar_gym.envs.webshop.shop import load_shop
 from istar_gym.envs.webshop.site import (
@@ -66,6 +66,9 @@ class WebShopBrowserEnv(gym.Env):
     **Info**: ``action_is_valid``, ``success``, ``instruction``, ``available_actions``, ``page``,
     ``goal_index``, ``feedback``, as in `WebShopEnv`.
 
+    **Goals**: ``reset(options={"goal_index": i})`` pins goal ``i``; otherwise one of the split is drawn
+    by ``goal_sampling`` (``"weighted"`` by attribute weight, or ``"uniform"``), as in `WebShopEnv`.
+
     Example:
         >>> env = gym.make("istar/WebShopBrowser-v0")  # needs chromium and chromedriver
         >>> obs, info = env.reset(seed=0, options={"goal_index": 3})
@@ -82,6 +85,7 @@ class WebShopBrowserEnv(gym.Env):
         observation_mode: str = "text",
         data_dir: str | Path | None = None,
         invalid_penalty: float = 0.0,
+        goal_sampling: str = "weighted",
         server_url: str | None = None,
         chromium_path: str | None = None,
         chromedriver_path: str | None = None,
@@ -91,12 +95,14 @@ class WebShopBrowserEnv(gym.Env):
             raise ValueError(f"observation_mode={observation_mode!r}: expected one of {OBSERVATION_MODES}")
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+        if goal_sampling not in GOAL_SAMPLING:
+            raise ValueError(f"goal_sampling={goal_sampling!r}: expected one of {GOAL_SAMPLING}")
         self.observation_mode = observation_mode
         self.invalid_penalty = float(invalid_penalty)
         self.render_mode = render_mode
         self.shop = load_shop(num_products, seed, data_dir)
-        self._split_goals = split_range(split, len(self.shop.goals))
-        if len(self._split_goals) == 0:
+        self._sampler = GoalSampler(self.shop.goals, split, weighted=goal_sampling == "weighted")
+        if len(self._sampler) == 0:
             raise ValueError(f"split={split!r} has no goals ({len(self.shop.goals)} goals in all); use split='all'")
         self._chromium = chromium_path or _which("chromium", "chromium-browser", "google-chrome")
         self._chromedriver = chromedriver_path or _which("chromedriver")
@@ -121,7 +127,7 @@ class WebShopBrowserEnv(gym.Env):
         super().reset(seed=seed)
         goal_index = (options or {}).get("goal_index")
         if goal_index is None:
-            goal_index = self._split_goals[int(self.np_random.integers(len(self._split_goals)))]
+            goal_index = self._sampler.draw(float(self.np_random.random()))
         elif not isinstance(goal_index, int) or not 0 <= goal_index < len(self.shop.goals):
             raise ValueError(f"options['goal_index']={goal_index!r}: expected an int in [0, {len(self.shop.goals)})")
         self.goal_index = int(goal_index)

@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from istar_gym.envs.webshop.goals import SPLITS, Goal, split_range
+from istar_gym.envs.webshop.goals import GOAL_SAMPLING, SPLITS, Goal, GoalSampler
 from istar_gym.envs.webshop.shop import load_shop
 from istar_gym.envs.webshop.site import (
     OBSERVATION_MODES,
@@ -86,8 +86,12 @@ class WebShopEnv(gym.Env):
     goal seed, not the reset seed), ``split`` (``"test"`` = goals 0-499, ``"train"`` = goals 500+,
     ``"all"``), ``observation_mode``, ``data_dir`` (a folder with the official ``items_shuffle*.json``,
     ``items_ins_v2*.json`` and optionally ``items_human_ins.json``), ``invalid_penalty``.
+    ``goal_sampling``: ``"weighted"`` (default) draws goals of the split as the original server does,
+    by attribute weight (a goal weighs the mean of ``1 / goals asking for the attribute`` over its
+    attributes, so rare attributes are not drowned by common ones; human goals weigh 1), or
+    ``"uniform"``, as the original training scripts draw from their goal index ranges.
     ``reset(options={"goal_index": i})`` pins goal ``i`` (an index into all goals); otherwise the goal
-    is drawn uniformly from the split with ``self.np_random``.
+    is drawn from the split with ``self.np_random``.
 
     Example:
         >>> import gymnasium as gym, istar_gym
@@ -110,12 +114,15 @@ class WebShopEnv(gym.Env):
         observation_mode: str = "text",
         data_dir: str | Path | None = None,
         invalid_penalty: float = 0.0,
+        goal_sampling: str = "weighted",
         render_mode: str | None = None,
     ):
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode={observation_mode!r}: expected one of {OBSERVATION_MODES}")
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+        if goal_sampling not in GOAL_SAMPLING:
+            raise ValueError(f"goal_sampling={goal_sampling!r}: expected one of {GOAL_SAMPLING}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.num_products = num_products
@@ -124,10 +131,11 @@ class WebShopEnv(gym.Env):
         self.observation_mode = observation_mode
         self.data_dir = data_dir
         self.invalid_penalty = float(invalid_penalty)
+        self.goal_sampling = goal_sampling
         self.render_mode = render_mode
         self.shop = load_shop(num_products, seed, data_dir)
-        self._split_goals = split_range(split, len(self.shop.goals))
-        if len(self._split_goals) == 0:
+        self._sampler = GoalSampler(self.shop.goals, split, weighted=goal_sampling == "weighted")
+        if len(self._sampler) == 0:
             raise ValueError(
                 f"split={split!r} has no goals: the catalogue has {len(self.shop.goals)} goals and test takes "
                 "the first 500; use more products or split='all'"
@@ -148,7 +156,7 @@ class WebShopEnv(gym.Env):
         super().reset(seed=seed)
         goal_index = (options or {}).get("goal_index")
         if goal_index is None:
-            goal_index = self._split_goals[int(self.np_random.integers(len(self._split_goals)))]
+            goal_index = self._sampler.draw(float(self.np_random.random()))
         elif not isinstance(goal_index, int) or not 0 <= goal_index < len(self.shop.goals):
             raise ValueError(
                 f"options['goal_index']={goal_index!r}: expected an int in [0, {len(self.shop.goals)}) "

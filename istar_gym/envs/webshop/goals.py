@@ -9,7 +9,12 @@ no bound and no text. The original draws these bounds (and range prices) unseede
 bounds change between runs; ours are fixed by the catalogue seed.
 
 Splits are fixed: ``test`` is goals 0-499 of the seeded order, ``train`` the rest, ``all`` every goal.
-Goals are built on access, so a 100k-product catalogue (~700k goals) costs a few arrays, not objects.
+`GoalSampler` draws goals of a split by the original's weights: a synthetic goal weighs the mean over
+its attributes of ``1 / (number of goals asking for that attribute)``, so every attribute is asked
+for about equally often however many goals share it; human goals all weigh 1. Two departures: the original
+server draws over all goals, not a split, and its ``random_idx`` applies the weights one position off
+(goal ``i + 1`` gets goal ``i``'s weight, goal 0 is never drawn); here each goal has its own weight.
+Goals are built on access, so a 100k-product catalogue (~300k goals) costs a few arrays, not objects.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import numpy as np
 from istar_gym.envs.webshop.catalog import Product
 
 __all__ = [
-    "SPLITS", "TEST_GOALS", "Goal", "HumanGoals", "SyntheticGoals", "draw_price_upper", "price_text", "split_range",
+    "GOAL_SAMPLING", "SPLITS", "TEST_GOALS", "Goal", "GoalSampler", "HumanGoals", "SyntheticGoals", "draw_price_upper",
+    "price_text", "split_range",
 ]
 
 TEST_GOALS = 500
 SPLITS = ("test", "train", "all")
+GOAL_SAMPLING = ("weighted", "uniform")
 NO_PRICE_BOUND = 1_000_000.0
 _PRICE_STEPS = 99  # the original's PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 
@@ -58,6 +65,23 @@ def split_range(split: str, num_goals: int) -> range:
     if split == "all":
         return range(num_goals)
     raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+
+
+class GoalSampler:
+    """Draws goal indices of a split with probability proportional to the goals' weights."""
+
+    def __init__(self, goals: SyntheticGoals | HumanGoals, split: str, weighted: bool = True):
+        self.indices = split_range(split, len(goals))
+        weights = goals.weights[self.indices.start:self.indices.stop] if weighted else np.ones(len(self.indices))
+        self._cumulative = np.cumsum(weights)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def draw(self, uniform: float) -> int:
+        """The goal index at ``uniform`` (in [0, 1)) of the split's cumulative weight."""
+        position = int(np.searchsorted(self._cumulative, uniform * self._cumulative[-1], side="right"))
+        return self.indices[min(position, len(self.indices) - 1)]
 
 
 def draw_price_upper(prices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -92,6 +116,8 @@ class SyntheticGoals(Sequence):
         rng = np.random.default_rng([seed, 233])
         self._price_upper = draw_price_upper(np.asarray([products[i].price for i in owners]), rng)
         self._order = rng.permutation(int(self._offsets[-1]))
+        owner_weights = _attribute_weights([products[i].instruction_attributes for i in owners], counts)
+        self.weights = owner_weights[np.repeat(np.arange(len(owners)), counts)][self._order]
 
     def __len__(self) -> int:
         return len(self._order)
@@ -157,9 +183,22 @@ class HumanGoals(Sequence):
             for (product, record), upper in zip(records, uppers)
         ]
         random.Random(233).shuffle(self._goals)  # the original's `random.seed(233); random.shuffle(goals)`
+        self.weights = np.ones(len(self._goals))
 
     def __len__(self) -> int:
         return len(self._goals)
 
     def __getitem__(self, index):
         return self._goals[index]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _attribute_weights(attributes: list[tuple[str, ...]], goal_counts: np.ndarray) -> np.ndarray:
+    """Per product: the mean over its goal attributes of 1 / (goals asking for the attribute)."""
+    asked: dict[str, int] = {}
+    for product_attributes, count in zip(attributes, goal_counts.tolist()):
+        for attribute in product_attributes:
+            asked[attribute] = asked.get(attribute, 0) + count
+    return np.asarray([sum(1.0 / asked[a] for a in attrs) / len(attrs) for attrs in attributes], dtype=np.float64)

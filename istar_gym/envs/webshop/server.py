@@ -2,7 +2,7 @@
 
 Run it with ``python -m istar_gym.envs.webshop.server --port 3000`` and open
 ``http://127.0.0.1:3000/fixed_0`` (goal 0; ``fixed_<i>`` addresses goal ``i`` as in the original,
-any other session id gets a goal of the split chosen from a hash of the id).
+any other session id gets a goal of the split drawn by attribute weight from a hash of the id).
 
 The server keeps no per-session state: every page is a pure function of its URL and the session's
 goal, so any number of concurrent sessions cannot interfere. URLs are parsed, never evaluated
@@ -24,7 +24,7 @@ from flask import Flask, abort, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from istar_gym.envs.webshop.goals import split_range
+from istar_gym.envs.webshop.goals import GoalSampler
 from istar_gym.envs.webshop.shop import load_shop
 from istar_gym.envs.webshop.site import SUB_PAGES, PageState, render_html, start_state, step, url_path
 
@@ -37,7 +37,7 @@ _MAX_PAGE = 10_000
 def create_app(num_products: int = 1000, seed: int = 0, data_dir: str | Path | None = None, split: str = "test") -> Flask:
     """A Flask app serving the shop of ``load_shop(num_products, seed, data_dir)``."""
     shop = load_shop(num_products, seed, data_dir)
-    goal_indices = split_range(split, len(shop.goals))
+    sampler = GoalSampler(shop.goals, split)
     app = Flask(__name__, static_folder=str(Path(__file__).with_name("static")), static_url_path="/static")
 
     def session_state(session_id: str) -> PageState:
@@ -48,7 +48,7 @@ def create_app(num_products: int = 1000, seed: int = 0, data_dir: str | Path | N
             if index >= len(shop.goals):
                 abort(404, f"session {session_id!r}: goal {index} does not exist ({len(shop.goals)} goals)")
         else:
-            index = goal_indices[zlib.crc32(session_id.encode()) % len(goal_indices)]
+            index = sampler.draw(zlib.crc32(session_id.encode()) / 2**32)
         return start_state(session_id, shop.goals[index])
 
     def product_state(state: PageState, asin: str, keywords: str, page: int, options: str) -> PageState:
