@@ -1,0 +1,22 @@
+"""Implicit process reward model (iStar): step rewards from a DPO-trained LM's log-ratio to a reference.
+
+`ImplicitPRM` scores turns (batched for trainers, incrementally inside an env) and trains itself with
+multi-turn DPO; `truncate_turn` is the rule for turns longer than the model's window.
+"""
+
+from istar_gym.prm.dpo import dpo_loss, preference_pairs
+from istar_gym.prm.model import DPOUpdate, EpisodeScorer, ImplicitPRM, TurnLike
+from istar_gym.prm.scoring import action_logprobs
+from istar_gym.prm.tokens import Turn, truncate_turn
+
+__all__ = [
+    "DPOUpdate",
+    "EpisodeScorer",
+    "ImplicitPRM",
+    "Turn",
+    "TurnLike",
+    "action_logprobs",
+    "dpo_loss",
+    "preference_pairs",
+    "truncate_turn",
+]
