@@ -18,3 +18,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data directory {SHARED_DATA} is absent (set ISTAR_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A random-init 3M-parameter Llama on the SmolLM2 tokenizer (real chat template), fresh per
+    test module because PRM tests train it in place."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from istar_gym.llm import load_model
+
+    _, tokenizer = load_model()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config), tokenizer

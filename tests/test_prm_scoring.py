@@ -4,25 +4,11 @@ import copy
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
-from istar_gym.llm import load_model
 from istar_gym.llm.hf import tokenize_context_completion
 from istar_gym.prm import ImplicitPRM, Turn, truncate_turn
 from istar_gym.prompts import build_messages
 from istar_gym.wrappers import conversation_context
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A random-init 3M-parameter Llama on the SmolLM2 tokenizer (real chat template)."""
-    _, tokenizer = load_model()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config), tokenizer
 
 
 def perturbed_prm(model, tokenizer, scale=0.02, seed=1, **kwargs):

@@ -7,11 +7,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 import istar_gym  # noqa: F401
 from istar_gym.envs.sotopia import action_prompt, parallel_env
-from istar_gym.llm import load_model
 from istar_gym.prm import ImplicitPRM, Turn
 from istar_gym.prompts import build_messages
 from istar_gym.wrappers import (
@@ -22,18 +20,6 @@ from istar_gym.wrappers import (
 )
 
 MOVES = ["<think>push it</think><action>left</action>", "<action>up</action>", "nonsense!", "<action>down</action>"]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A random-init 3M-parameter Llama on the SmolLM2 tokenizer (real chat template)."""
-    _, tokenizer = load_model()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config), tokenizer
 
 
 @pytest.fixture(scope="module")
