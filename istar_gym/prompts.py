@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["SYSTEM_PROMPT", "build_messages", "format_history", "observation_text"]
+__all__ = ["SYSTEM_PROMPT", "attach_image", "build_messages", "format_history", "observation_text"]
 
 SYSTEM_PROMPT = (
     "You are an agent acting in an environment. Think step by step inside <think>...</think>, "
@@ -71,3 +71,18 @@ def build_messages(
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": "\n\n".join(parts)})
     return messages
+
+
+def attach_image(messages: list[dict], image) -> list[dict]:
+    """A copy of ``messages`` whose last user message shows ``image`` (HxWx3 uint8) before its text.
+
+    For vision models on image envs; the text (with the board) stays, so the chat degrades to the
+    text-only prompt when a backend drops image parts (`istar_gym.llm.base.text_only_chat`).
+    """
+    last_user = max((i for i, message in enumerate(messages) if message["role"] == "user"), default=None)
+    if last_user is None:
+        raise ValueError("attach_image: messages have no user message to attach the image to")
+    copy = [dict(message) for message in messages]
+    text = messages[last_user]["content"]
+    copy[last_user]["content"] = [{"type": "image", "image": image}, {"type": "text", "text": text}]
+    return copy

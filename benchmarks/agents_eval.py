@@ -1,0 +1,137 @@
+"""Reference agents on the test splits, and what batched generation buys.
+
+Success and score (mean episode return) of the random, scripted (solver / rule / oracle) and
+default-model ReAct agents on Sokoban, VisualSokoban (the ReAct agent reads the text board: the
+default model is text-only) and WebShop, with episodes per minute, all through `agents.evaluate`.
+Then the same prompts are generated in one batch and one at a time with the transformers backend:
+tokens/s of each and their ratio. Generation uses one intra-op thread, so the numbers are stable on
+a small CPU shared with other work (more threads than free cores slows generation many times over).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+TITLE = "Reference agents: success per env, episodes/min, batched generation speed-up"
+
+_ENVS = {
+    "Sokoban": ("istar/Sokoban-v0", {"split": "test"}, ("random", "solver", "react")),
+    "VisualSokoban": ("istar/VisualSokoban-v0", {"split": "test"}, ("random", "solver", "react")),
+    "WebShop": ("istar/WebShop-v0", {"split": "test"}, ("random", "rule", "oracle", "react")),
+}
+
+
+def run(quick: bool = False, full: bool = False) -> dict:
+    from agents.evaluate import evaluate
+    from istar_gym.llm import HFBackend
+
+    scripted_episodes = 20 if quick else 200 if full else 100
+    # The default model generates ~10-40 tokens/s per sequence on 2 CPU cores, so CPU runs keep the
+    # ReAct part to one batch of episodes; quick runs also cut episodes to 3 steps.
+    react_episodes = 2 if quick else 64 if full else 8
+    react_kwargs = {"max_episode_steps": 3} if quick else {}
+    max_new_tokens = 24 if quick else 256 if full else 64
+    device = "cuda" if full and torch.cuda.is_available() else "cpu"
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        backend = HFBackend(device=device, batch_size=8)
+        table = []
+        for short, (env_id, env_kwargs, agent_names) in _ENVS.items():
+            for agent in agent_names:
+                react = agent == "react"
+                summary = evaluate(
+                    env_id, agent, episodes=react_episodes if react else scripted_episodes, seed=0,
+                    num_envs=8 if react else 4, env_kwargs={**env_kwargs, **(react_kwargs if react else {})},
+                    progress=False, **({"backend": backend, "max_new_tokens": max_new_tokens} if react else {}),
+                )
+                table.append(_row(short, agent, summary))
+        generation = _batching_speedup(backend, 4 if quick else 8, max_new_tokens)
+    finally:
+        torch.set_num_threads(threads)
+    metrics = {f"{row['env']}/{row['agent']}/{key}": row[key]
+               for row in table for key in ("success_rate", "score", "episodes_per_minute")}
+    metrics.update({f"generation/{key}": value for key, value in generation.items()})
+    return {
+        "title": TITLE,
+        "metrics": metrics,
+        "table": table,
+        "notes": (
+            f"Test splits, seeds 0..N-1 (same tasks for every agent); scripted agents {scripted_episodes} "
+            f"episodes, ReAct {react_episodes} (greedy, {max_new_tokens} new tokens, history window 2, "
+            f"8 envs per batch, SmolLM2-135M-Instruct on {device}"
+            f"{', episodes cut to 3 steps' if quick else ''}). Success is a Wilson 95% CI; score is the "
+            "mean episode return (WebShop: the purchase reward, 0-1). Generation: "
+            f"{4 if quick else 8} Sokoban prompts, {max_new_tokens} new tokens, one batch vs one at a time; "
+            "batch_speedup = batched tokens/s divided by one-at-a-time tokens/s."
+        ),
+        "plots": [_plot(table)],
+    }
+
+
+def _row(env: str, agent: str, summary: dict) -> dict:
+    low, high = summary["success_rate_ci95"]
+    return {
+        "env": env,
+        "agent": agent,
+        "episodes": summary["episodes"],
+        "success_rate": round(summary["success_rate"], 3),
+        "success_ci95": f"[{low:.2f}, {high:.2f}]",
+        "score": round(summary["score"], 3),
+        "mean_steps": round(summary["mean_steps"], 2),
+        "invalid_action_rate": round(summary["invalid_action_rate"], 3),
+        "episodes_per_minute": round(summary["episodes_per_minute"], 1),
+    }
+
+
+def _batching_speedup(backend, num_prompts: int, max_new_tokens: int) -> dict:
+    """Tokens/s generating real Sokoban prompts as one batch vs one prompt per call (greedy)."""
+    import gymnasium as gym
+
+    from agents.react import ReActAgent
+
+    env = gym.make("istar/Sokoban-v0", split="test")
+    agent = ReActAgent(backend)
+    prompts = [agent.messages(*env.reset(seed=seed)) for seed in range(num_prompts)]
+    timings = {}
+    for name, batch_size in (("batched", num_prompts), ("single", 1)):
+        backend.batch_size = batch_size
+        start = time.perf_counter()
+        texts = backend.generate(prompts, max_new_tokens=max_new_tokens)
+        seconds = time.perf_counter() - start
+        tokens = sum(len(backend.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+        timings[name] = tokens / seconds
+    backend.batch_size = 8
+    return {
+        "batched_tokens_per_s": round(timings["batched"], 1),
+        "single_tokens_per_s": round(timings["single"], 1),
+        "batch_speedup": round(timings["batched"] / timings["single"], 2),
+    }
+
+
+def _plot(table: list[dict]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="istar-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [f"{row['env']}\n{row['agent']}" for row in table]
+    figure, axis = plt.subplots(figsize=(9, 3.5))
+    axis.bar(range(len(table)), [row["success_rate"] for row in table], color="tab:blue")
+    axis.set_xticks(range(len(table)), labels, fontsize=7)
+    axis.set_ylabel("success rate")
+    axis.set_ylim(0, 1.05)
+    axis.set_title("Reference agents on the test splits")
+    figure.tight_layout()
+    path = out / "agents_eval_success.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
