@@ -94,3 +94,14 @@ def test_split_is_a_stable_function_of_the_level():
     assert 0.05 < splits.count("test") / len(splits) < 0.25
     assert splits == [level_split(level) for level in levels]
     assert isinstance(levels[0], Level)
+
+
+def test_default_levels_match_the_reference_difficulty():
+    """verl-agent's 6x6/1-box levels need 4.1 moves on average (median 4); ours are built the
+    same way (reverse play, then 0-3 random player steps) and must not be easier."""
+    from istar_gym.envs.sokoban import optimal_steps
+
+    rng = np.random.default_rng(0)
+    lengths = [optimal_steps(generate_level(rng)) for _ in range(300)]
+    assert 3.6 <= np.mean(lengths) <= 4.6
+    assert np.median(lengths) >= 3

@@ -294,7 +294,21 @@ def _reverse_play(solved: Level, rng: np.random.Generator, budget: int) -> Level
         return None
     player, boxes = best
     box_cells = frozenset(cell for cell in range(solved.height * width) if boxes >> cell & 1)
+    player = _wander(player, solved.walls | box_cells, (-width, width, -1, 1), rng)
     return Level(solved.height, width, solved.walls, solved.targets, box_cells, player)
+
+
+def _wander(player: int, blocked: frozenset[int], steps: tuple[int, ...], rng: np.random.Generator) -> int:
+    """Walk the player 0-3 random steps without revisiting a cell, as verl-agent does after
+    generation: the last pull leaves the player touching a box, which makes levels too easy."""
+    visited = {player}
+    for _ in range(int(rng.integers(4))):
+        options = [player + step for step in steps if player + step not in blocked and player + step not in visited]
+        if not options:
+            break
+        player = options[int(rng.integers(len(options)))]
+        visited.add(player)
+    return player
 
 
 def _displacement_score(solved: Level, boxes: int) -> float:
