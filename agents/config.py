@@ -1,0 +1,245 @@
+"""Hyperparameters of `agents.train`, one documented field each, with the paper's values as defaults.
+
+Defaults follow iStar's Sokoban setup (32 groups x 8, policy lr 5e-7, PRM lr 1e-6, beta 0.05,
+alpha 1, clip 0.2, no KL, 200 iterations). `PRESETS` hold the other starting points: ``webshop``
+(the paper's WebShop shape) and ``tiny`` (the CPU preset of `agents.tiny`, with learning rates a
+0.1M-parameter model needs). Command-line flags override a preset field by field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+import istar_gym  # noqa: F401  (registers the istar/... ids)
+
+__all__ = ["PRESETS", "TrainConfig", "parse_config"]
+
+_ALGOS = ("rloo", "grpo", "reinforce_pp")
+# Paper (iStar App. B / launch scripts): turns per episode by env family.
+_PAPER_MAX_TURNS = {"Sokoban": 15, "VisualSokoban": 15, "WebShop": 10, "WebShopBrowser": 10}
+
+
+def _doc(text: str, **kwargs) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on; saved with every checkpoint."""
+
+    # --- task and algorithm ---
+    env_id: str = _doc("Gymnasium id of a text-action env.", default="istar/Sokoban-v0")
+    env_kwargs: dict = _doc("Keyword arguments of gym.make for training envs (JSON on the command line).", default_factory=dict)
+    eval_env_kwargs: dict = _doc(
+        "Overrides of env_kwargs for held-out evaluation; Sokoban's test split is disjoint from train.",
+        default_factory=lambda: {"split": "test"},
+    )
+    algo: str = _doc("Episode advantage: rloo (paper default), grpo or reinforce_pp.", default="rloo")
+    istar: bool = _doc("Add the implicit PRM's step advantage (iStar).", default=False)
+    alpha: float = _doc("Weight of the step advantage A_S in A = A_E + alpha * A_S (paper: 1).", default=1.0)
+    beta: float = _doc("PRM reward scale and DPO temperature (paper: 0.05).", default=0.05)
+    invalid_action_penalty: float = _doc(
+        "Subtracted from the advantage of each turn whose action the env rejected (paper code: 0.1).", default=0.1
+    )
+    prm_reference: str = _doc(
+        "Reference of the step reward: old (the rollout policy pi_old, paper) or initial (the frozen starting policy, PRIME-style).",
+        default="old",
+    )
+    prm_updates: int = _doc("DPO steps on the PRM per iteration (paper: 1); the step rewards come before the first.", default=1)
+    prm_accuracy_gate: float = _doc(
+        "Use the step advantage only when the PRM's pair accuracy on the batch is at least this (0: always, paper).",
+        default=0.0,
+    )
+    outcome: str = _doc("Episode outcome for A_E: return (sum of env rewards, paper) or success (0/1).", default="return")
+
+    # --- model ---
+    model: str = _doc("tiny (CPU preset, SFT warm-started), default (SmolLM2-135M-Instruct) or a local path.", default="default")
+    device: str = _doc("cpu or cuda (cuda:1, ...).", default="cpu")
+    max_new_tokens: int = _doc("Generated tokens per turn (paper: 512).", default=512)
+    temperature: float = _doc("Sampling temperature of training rollouts (paper: 1.0).", default=1.0)
+    rollout_backend: str = _doc(
+        "policy (sample from the trained model here, keeping token ids and log-probs) or hf "
+        "(generate text through istar_gym.llm.HFBackend around the same model; needs recompute_old_logprobs).",
+        default="policy",
+    )
+    history_window: int = _doc("Earlier (observation, action) pairs in the chat prompt (paper: 2).", default=2)
+
+    # --- rollouts ---
+    groups: int = _doc("Tasks per iteration (paper Sokoban: 32, WebShop: 16).", default=32)
+    group_size: int = _doc("Rollouts per task, G (paper: 8).", default=8)
+    max_turns: int | None = _doc("Turns per episode; None = paper value for the env (Sokoban 15, WebShop 10).", default=None)
+    vector_mode: str = _doc("Vector env mode: sync or async (subprocesses).", default="sync")
+
+    # --- optimisation ---
+    iterations: int = _doc("Training iterations (paper: 200).", default=200)
+    env_step_budget: int = _doc("Stop once this many training env steps were taken (0: no limit), for equal-budget comparisons.", default=0)
+    policy_lr: float = _doc("AdamW learning rate of the policy (paper: 5e-7).", default=5e-7)
+    prm_lr: float = _doc("AdamW learning rate of the PRM (paper: 1e-6).", default=1e-6)
+    clip_eps: float = _doc("PPO clip range epsilon (paper: 0.2).", default=0.2)
+    kl_coef: float = _doc("Weight of a KL penalty to the initial policy (paper: 0, none).", default=0.0)
+    ppo_epochs: int = _doc("Passes over the iteration's turns per policy update (paper: 1).", default=1)
+    loss_aggregation: str = _doc(
+        "turn_mean (paper: every turn row weighs the same) or trajectory_mean (every episode weighs the same).",
+        default="turn_mean",
+    )
+    minibatch_size: int = _doc("Turn rows per policy optimizer step (paper: 64).", default=64)
+    max_grad_norm: float = _doc("Policy gradient clipping (verl default 1.0).", default=1.0)
+    prm_max_grad_norm: float = _doc("PRM gradient clipping (paper code: 10).", default=10.0)
+    score_batch_size: int = _doc("Turns per forward pass when scoring (PRM, old log-probs).", default=8)
+    recompute_old_logprobs: bool = _doc(
+        "Recompute pi_old's log-probs with a full forward before the update (paper); else use the sampler's.",
+        default=True,
+    )
+
+    # --- tiny preset warm start ---
+    sft_episodes: int = _doc("Solver demonstration episodes per phase of the tiny model's warm start.", default=600)
+    sft_clean_steps: int = _doc("Warm-start steps on noise-free solver moves.", default=250)
+    sft_noisy_steps: int = _doc("Warm-start steps on demonstrations with sft_noise random moves.", default=100)
+    sft_noise: float = _doc("Share of uniformly random moves in the noisy demonstrations.", default=0.6)
+    sft_lr: float = _doc("AdamW learning rate of the warm start.", default=3e-3)
+
+    # --- evaluation, logging, checkpoints ---
+    eval_every: int = _doc("Evaluate on held-out tasks every N iterations (0: only at the start and end).", default=10)
+    eval_episodes: int = _doc("Held-out episodes per evaluation (task seeds 0..N-1 of the eval split).", default=128)
+    eval_temperature: float = _doc("Sampling temperature of evaluation (paper: 0.4; 0 = greedy).", default=0.4)
+    checkpoint_every: int = _doc("Write the checkpoint every N iterations (and always at the end).", default=1)
+    out: str = _doc("Run directory: checkpoint.pt, metrics.jsonl, tb/, initial_policy/.", default="runs/train")
+    resume: bool = _doc("Continue from out/checkpoint.pt.", default=False)
+    tensorboard: bool = _doc("Also write TensorBoard event files (needs the tensorboard package).", default=True)
+    progress: bool = _doc("Show a progress bar.", default=True)
+    seed: int = _doc("Seed of tasks, sampling, the tiny model and the warm start.", default=0)
+    torch_threads: int = _doc("torch CPU threads (0: torch's default).", default=0)
+
+    def resolved_max_turns(self) -> int:
+        """``max_turns``, or the paper's value for this env, or the env's own step limit."""
+        if self.max_turns is not None:
+            return self.max_turns
+        family = self.env_id.split("/")[-1].split("-")[0]
+        if family in _PAPER_MAX_TURNS:
+            return _PAPER_MAX_TURNS[family]
+        return gym.spec(self.env_id).max_episode_steps or 50
+
+    def validate(self) -> None:
+        """Fail at start, naming the setting, its value and the fix."""
+        if self.env_id not in gym.registry:
+            known = ", ".join(sorted(k for k in gym.registry if k.startswith("istar/")))
+            raise ValueError(f"env_id={self.env_id!r} is not a registered Gymnasium id; known istar ids: {known}")
+        if self.algo not in _ALGOS:
+            raise ValueError(f"algo={self.algo!r}: expected one of {', '.join(_ALGOS)}")
+        if self.group_size < 2:
+            raise ValueError(
+                f"group_size={self.group_size}: group baselines need at least 2 rollouts per task; use --group-size 2 or more (paper: 8)"
+            )
+        checks = [
+            ("alpha", self.alpha >= 0, "the step advantage weight must be >= 0 (paper: 1; 0 disables it)"),
+            ("beta", self.beta > 0, "the PRM reward scale must be > 0 (paper: 0.05)"),
+            ("groups", self.groups >= 1, "need at least one task per iteration"),
+            ("iterations", self.iterations >= 1, "train for at least one iteration"),
+            ("clip_eps", 0 < self.clip_eps < 1, "the PPO clip range must lie in (0, 1) (paper: 0.2)"),
+            ("kl_coef", self.kl_coef >= 0, "use 0 for no KL penalty"),
+            ("invalid_action_penalty", self.invalid_action_penalty >= 0, "use 0 for no penalty (paper code: 0.1)"),
+            ("minibatch_size", self.minibatch_size >= 1, "use at least 1 turn row per step"),
+            ("ppo_epochs", self.ppo_epochs >= 1, "use at least one epoch"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "generate at least one token per turn"),
+            ("temperature", self.temperature > 0, "training rollouts must sample (paper: 1.0)"),
+            ("eval_temperature", self.eval_temperature >= 0, "use 0 for greedy evaluation (paper: 0.4)"),
+            ("history_window", self.history_window >= 0, "use 0 for no history (paper: 2)"),
+            ("prm_accuracy_gate", 0 <= self.prm_accuracy_gate <= 1, "use a pair accuracy in [0, 1] (0: no gate)"),
+            ("env_step_budget", self.env_step_budget >= 0, "use 0 for no budget"),
+            ("policy_lr", self.policy_lr > 0, "use a positive learning rate"),
+            ("prm_lr", self.prm_lr > 0, "use a positive learning rate"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "checkpoint at least every N >= 1 iterations"),
+            ("eval_episodes", self.eval_episodes >= 0, "use 0 to skip evaluation"),
+            ("score_batch_size", self.score_batch_size >= 1, "score at least one turn per forward pass"),
+        ]
+        for name, ok, fix in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {fix}")
+        if self.rollout_backend not in ("policy", "hf"):
+            raise ValueError(f"rollout_backend={self.rollout_backend!r}: expected 'policy' or 'hf'")
+        if self.rollout_backend != "policy" and not self.recompute_old_logprobs:
+            raise ValueError(
+                f"rollout_backend={self.rollout_backend!r} returns text without log-probs; keep --recompute-old-logprobs"
+            )
+        if self.prm_reference not in ("old", "initial"):
+            raise ValueError(f"prm_reference={self.prm_reference!r}: expected 'old' (paper) or 'initial'")
+        if self.prm_updates < 1:
+            raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
+        if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):
+            raise ValueError(f"loss_aggregation={self.loss_aggregation!r}: expected 'turn_mean' or 'trajectory_mean'")
+        if self.outcome not in ("return", "success"):
+            raise ValueError(f"outcome={self.outcome!r}: expected 'return' or 'success'")
+        if self.vector_mode not in ("sync", "async"):
+            raise ValueError(f"vector_mode={self.vector_mode!r}: expected 'sync' or 'async'")
+        if self.model == "tiny" and "Sokoban" not in self.env_id:
+            raise ValueError(
+                f"model='tiny' plays Sokoban boards only, not {self.env_id!r}; use --model default or a model path"
+            )
+        if self.resolved_max_turns() < 1:
+            raise ValueError(f"max_turns={self.max_turns!r}: episodes need at least one turn")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "webshop": {"env_id": "istar/WebShop-v0", "groups": 16},
+    # What a 0.1M-parameter model needs: a larger learning rate than a 7B model; episodes weighted
+    # equally (with a mean over turns, long failed episodes dominate and push mass onto non-action
+    # tokens); and a rejected action charged 1.0, or that mass never comes back.
+    "tiny": {
+        "model": "tiny",
+        "groups": 8,
+        "max_new_tokens": 2,
+        "policy_lr": 1e-3,
+        "minibatch_size": 128,
+        "loss_aggregation": "trajectory_mean",
+        "invalid_action_penalty": 1.0,
+        "prm_lr": 3e-4,
+        "score_batch_size": 1024,
+        "iterations": 100,
+        "eval_every": 10,
+        "eval_episodes": 200,
+        "eval_temperature": 1.0,
+        "torch_threads": 1,
+    },
+}
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Build a `TrainConfig` from ``--preset`` plus one ``--flag`` per field (``--env`` for env_id)."""
+    parser = argparse.ArgumentParser(prog="python -m agents.train", description="Multi-turn RL (RLOO/GRPO/REINFORCE++, optionally w/ iStar).")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None,
+        help="starting values, overridden by flags (default: tiny for --model tiny, webshop for WebShop ids, else paper)",
+    )
+    for item in dataclasses.fields(TrainConfig):
+        flag = "--env" if item.name == "env_id" else "--" + item.name.replace("_", "-")
+        kind = item.type if isinstance(item.type, str) else item.type.__name__
+        if kind == "bool":
+            parser.add_argument(flag, dest=item.name, action=argparse.BooleanOptionalAction, default=None, help=item.metadata["help"])
+        elif kind == "dict":
+            parser.add_argument(flag, dest=item.name, type=json.loads, default=None, metavar="JSON", help=item.metadata["help"])
+        else:
+            caster = {"int": int, "float": float, "str": str, "int | None": int}[kind]
+            parser.add_argument(flag, dest=item.name, type=caster, default=None, help=item.metadata["help"])
+    args = vars(parser.parse_args(argv))
+    preset = args.pop("preset") or _default_preset(args)
+    values = dict(PRESETS[preset])
+    values.update({name: value for name, value in args.items() if value is not None})
+    return TrainConfig(**values)
+
+
+def _default_preset(args: dict) -> str:
+    if args.get("model") == "tiny":
+        return "tiny"
+    if "WebShop" in (args.get("env_id") or ""):
+        return "webshop"
+    return "paper"

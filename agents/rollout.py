@@ -1,0 +1,327 @@
+"""Multi-turn rollouts of an LLM policy in a vector env, in groups of identical tasks.
+
+One call of `collect_rollouts` plays one episode in every sub-env of a vector env: each turn, the
+contexts of all running episodes are generated for in one batch, the action text goes to the env, and
+a `Turn` row keeps what the trainer and the PRM need (context and action token ids, the policy's
+log-probs of the action tokens, the env reward, whether the env accepted the action). Seeds
+``[s1]*G + [s2]*G + ...`` give G copies of each task, the groups RLOO/GRPO compare within (DESIGN 3).
+
+The context of a turn is built by one function per model family (`context_builder`): the shared chat
+prompt (`istar_gym.prompts.build_messages`) for instruction-tuned models, `agents.tiny.tiny_context`
+for the tiny preset, tokenised by the backends' rule (`istar_gym.llm.hf.encode_prompt`). The PRM later
+scores the stored token ids, so it sees exactly the policy's context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import istar_gym  # noqa: F401  (registers the istar/... ids)
+from istar_gym.llm.base import LLMBackend, Prompt
+from istar_gym.llm.hf import encode_prompt
+from istar_gym.prompts import build_messages, observation_text
+
+__all__ = [
+    "ContextBuilder",
+    "Rollouts",
+    "Turn",
+    "collect_rollouts",
+    "context_builder",
+    "group_seeds",
+    "make_vector_env",
+    "random_play_success",
+    "sample_actions",
+]
+
+# (observation, info, history of (observation text, action text)) -> the prompt of this turn
+ContextBuilder = Callable[[Any, dict, Sequence[tuple[str, str]]], Prompt]
+
+
+@dataclass
+class Turn:
+    """One (context, action) row of a trajectory: the unit of the policy loss and of a step reward."""
+
+    episode: int
+    group: int
+    step: int
+    context_ids: list[int]
+    action_ids: list[int]
+    action_text: str
+    old_logprobs: list[float] = field(default_factory=list)
+    reward: float = 0.0
+    action_is_valid: bool = True
+    board_text: str | None = None
+
+
+@dataclass
+class Rollouts:
+    """All turns of one batch of episodes plus per-episode outcomes (arrays indexed by episode).
+
+    ``episode_return`` is the sum of env rewards: on WebShop, the purchase score (the paper's Score).
+    """
+
+    turns: list[Turn]
+    group: np.ndarray
+    episode_return: np.ndarray
+    success: np.ndarray
+    length: np.ndarray
+    invalid_actions: np.ndarray
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.group)
+
+    def summary(self) -> dict[str, float]:
+        """Batch-level statistics for the logs."""
+        steps = max(int(self.length.sum()), 1)
+        return {
+            "success": float(self.success.mean()),
+            "episode_return": float(self.episode_return.mean()),
+            "episode_length": float(self.length.mean()),
+            "invalid_rate": float(self.invalid_actions.sum() / steps),
+            "env_steps": float(self.length.sum()),
+        }
+
+
+def group_seeds(rng: np.random.Generator, num_groups: int, group_size: int) -> list[int]:
+    """``[s1]*G + [s2]*G + ...`` with fresh task seeds drawn from ``rng``."""
+    tasks = rng.integers(0, 2**31 - 1, size=num_groups)
+    return [int(seed) for seed in np.repeat(tasks, group_size)]
+
+
+def make_vector_env(env_id: str, num_envs: int, env_kwargs: dict | None = None, mode: str = "sync") -> gym.vector.VectorEnv:
+    """A vector env of ``num_envs`` copies; ``mode="async"`` runs them in subprocesses (no shared
+    memory, since observations are strings)."""
+    vector_kwargs = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+    if mode == "async":
+        vector_kwargs["shared_memory"] = False
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **(env_kwargs or {}))
+
+
+def context_builder(model, history_window: int = 2) -> ContextBuilder:
+    """The prompt function for ``model``: the tiny preset's compact board prompt if the model was
+    built by `agents.tiny`, else the shared chat prompt (rendered by the model's chat template)."""
+    from agents.tiny import TINY_CONTEXT, tiny_context
+
+    if getattr(model.config, "istar_context", None) == TINY_CONTEXT:
+
+        def tiny(observation, info, history) -> Prompt:
+            if "board_text" not in info:
+                raise ValueError(
+                    "the tiny preset reads info['board_text'], which this env does not provide; "
+                    "train the tiny model on istar/Sokoban-v0 or pass --model default|PATH"
+                )
+            return tiny_context(info["board_text"], history[-1][1] if history else None)
+
+        return tiny
+
+    def chat(observation, info, history) -> Prompt:
+        return build_messages(
+            info.get("instruction", ""),
+            observation_text(observation),
+            info.get("available_actions", ()),
+            history,
+            history_window,
+        )
+
+    return chat
+
+
+@torch.no_grad()
+def sample_actions(
+    model,
+    contexts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Sample one completion per context (stopping at EOS, which is kept) with a KV cache.
+
+    ``temperature=0`` is greedy. Returns the token ids and their log-probs under the untempered
+    policy, the pi_old of the PPO ratio. Non-finite logits raise `FloatingPointError`.
+    """
+    device = next(model.parameters()).device
+    input_ids, attention_mask = _left_pad([list(c) for c in contexts], pad_token_id, device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    batch = input_ids.shape[0]
+    tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros(batch, max_new_tokens, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    past = None
+    step_ids, step_positions = input_ids, position_ids
+    for index in range(max_new_tokens):
+        output = model(
+            input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions,
+            past_key_values=past, use_cache=True,
+        )
+        past = output.past_key_values
+        logits = output.logits[:, -1].float()
+        _check_finite(logits, "policy logits during rollout")
+        log_probs = torch.log_softmax(logits, dim=-1)
+        if temperature > 0:
+            choice = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator).squeeze(-1)
+        else:
+            choice = logits.argmax(-1)
+        choice = torch.where(finished, torch.full_like(choice, pad_token_id), choice)
+        tokens[:, index] = choice
+        logprobs[:, index] = log_probs.gather(-1, choice[:, None]).squeeze(-1).masked_fill(finished, 0.0)
+        lengths += (~finished).long()
+        finished |= choice == eos_token_id
+        if bool(finished.all()):
+            break
+        attention_mask = torch.cat([attention_mask, torch.ones(batch, 1, dtype=attention_mask.dtype, device=device)], -1)
+        step_ids = choice[:, None]
+        step_positions = step_positions[:, -1:] + 1
+    tokens_list, logprob_list = tokens.tolist(), logprobs.tolist()
+    counts = lengths.tolist()
+    return [t[:n] for t, n in zip(tokens_list, counts)], [p[:n] for p, n in zip(logprob_list, counts)]
+
+
+def collect_rollouts(
+    envs: gym.vector.VectorEnv,
+    model,
+    tokenizer,
+    build_context: ContextBuilder,
+    seeds: Sequence[int],
+    *,
+    group_size: int,
+    max_turns: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    backend: LLMBackend | None = None,
+) -> Rollouts:
+    """Play one episode in each sub-env (reset with ``seeds``) and return its turns and outcomes.
+
+    By default actions are sampled from ``model`` here, keeping the sampled token ids and their
+    log-probs. With ``backend`` (any `istar_gym.llm` backend, e.g. ``HFBackend`` around the same
+    model, or a vLLM one) the backend writes the text; its tokens are then the tokenizer's reading
+    of that text and ``old_logprobs`` stay empty, so the trainer must recompute them.
+
+    Episodes end when the env terminates or truncates, or after ``max_turns`` turns. A finished
+    sub-env keeps receiving an empty action (its autoreset ignores the first one) until the others
+    finish; those steps are not recorded.
+    """
+    num_envs = envs.num_envs
+    if len(seeds) != num_envs:
+        raise ValueError(f"collect_rollouts: got {len(seeds)} seeds for {num_envs} envs; pass one seed per sub-env")
+    observations, infos = envs.reset(seed=list(seeds))
+    histories: list[list[tuple[str, str]]] = [[] for _ in range(num_envs)]
+    running = np.ones(num_envs, dtype=bool)
+    returns = np.zeros(num_envs)
+    success = np.zeros(num_envs, dtype=bool)
+    length = np.zeros(num_envs, dtype=int)
+    invalid = np.zeros(num_envs, dtype=int)
+    turns: list[Turn] = []
+    for step in range(max_turns):
+        active = np.flatnonzero(running)
+        if active.size == 0:
+            break
+        env_infos = {i: _sub_info(infos, i) for i in active}
+        prompts = [build_context(observations[i], env_infos[i], histories[i]) for i in active]
+        contexts = _encode_prompts(tokenizer, prompts)
+        if backend is None:
+            action_ids, action_logprobs = sample_actions(
+                model, contexts, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, temperature=temperature, generator=generator,
+            )
+            texts = tokenizer.batch_decode(action_ids, skip_special_tokens=True)
+        else:
+            seed = None if generator is None else int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+            texts = backend.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+            action_ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+            action_logprobs = [[] for _ in texts]
+        actions = [""] * num_envs
+        for j, i in enumerate(active):
+            actions[i] = texts[j]
+        next_observations, rewards, terminated, truncated, next_infos = envs.step(actions)
+        for j, i in enumerate(active):
+            info = _sub_info(next_infos, i)
+            valid = bool(info.get("action_is_valid", True))
+            turns.append(
+                Turn(
+                    episode=int(i), group=int(i) // group_size, step=step,
+                    context_ids=contexts[j], action_ids=action_ids[j], action_text=texts[j],
+                    old_logprobs=action_logprobs[j], reward=float(rewards[i]), action_is_valid=valid,
+                    board_text=env_infos[i].get("board_text"),
+                )
+            )
+            histories[i].append((observation_text(observations[i]), texts[j]))
+            returns[i] += float(rewards[i])
+            length[i] += 1
+            invalid[i] += not valid
+            success[i] = bool(info.get("success", False))
+            if terminated[i] or truncated[i]:
+                running[i] = False
+        observations, infos = next_observations, next_infos
+    return Rollouts(
+        turns=turns,
+        group=np.arange(num_envs) // group_size,
+        episode_return=returns,
+        success=success,
+        length=length,
+        invalid_actions=invalid,
+    )
+
+
+def random_play_success(env_id: str, env_kwargs: dict | None, seeds: Sequence[int], max_turns: int, seed: int = 0) -> float:
+    """Success rate of uniformly random choices among ``info["available_actions"]``: the floor a
+    learned policy must clear (27.5% on 6x6 / 1-box Sokoban in the CPU feasibility study)."""
+    env = gym.make(env_id, **(env_kwargs or {}))
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for task in seeds:
+        _, info = env.reset(seed=int(task))
+        for _ in range(max_turns):
+            actions = info["available_actions"]
+            _, _, terminated, truncated, info = env.step(actions[int(rng.integers(len(actions)))])
+            if terminated or truncated:
+                break
+        wins += bool(info["success"])
+    env.close()
+    return wins / max(len(seeds), 1)
+
+
+# --- private helpers -------------------------------------------------------------------------
+
+
+def _left_pad(sequences: list[list[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        if sequence:
+            ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+            mask[row, width - len(sequence) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
+    """`encode_prompt` of each prompt; plain-string prompts go through the tokenizer in one call."""
+    if all(isinstance(prompt, str) for prompt in prompts):
+        return [list(ids) for ids in tokenizer(prompts)["input_ids"]]
+    return [encode_prompt(tokenizer, prompt) for prompt in prompts]
+
+
+def _sub_info(infos: dict, index: int) -> dict:
+    """Sub-env ``index``'s info from a vector env's batched info dict (keys with a ``_key`` mask)."""
+    return {
+        key: value[index]
+        for key, value in infos.items()
+        if not key.startswith("_") and (f"_{key}" not in infos or infos[f"_{key}"][index])
+    }
+
+
+def _check_finite(values: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(values).all():
+        raise FloatingPointError(f"{what} contain NaN or inf: the model weights have diverged")

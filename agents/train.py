@@ -1,0 +1,490 @@
+"""Multi-turn RL for LLM agents: RLOO, GRPO or REINFORCE++, each optionally with iStar step rewards.
+
+    python -m agents.train --env istar/Sokoban-v0 --algo rloo --istar --model tiny --iterations 100 --out runs/x
+
+One iteration (iStar, Algorithm 1):
+
+1. roll out ``groups x group_size`` episodes, G copies of each task (`agents.rollout`);
+2. log-probs of every action under the rollout policy pi_old;
+3. with ``--istar``: step rewards r_t = beta * log pi_phi/pi_old from the PRM of the previous
+   iteration, then one multi-turn DPO step on the PRM (`istar_gym.prm.ImplicitPRM.update`);
+4. advantages A = A_E + alpha * A_S (`istar_gym.credit.turn_advantages`), minus a penalty on turns
+   whose action the env rejected (as the paper's code does);
+5. PPO-clip update of the policy with a step-level ratio (paper Eq. 6), no KL by default;
+6. theta_old <- theta: the next rollout samples from the updated policy.
+
+Every iteration appends a line to ``out/metrics.jsonl`` (and TensorBoard) and writes
+``out/checkpoint.pt`` atomically; ``--resume`` continues a killed run from it with no lost iteration.
+A NaN/inf loss, gradient or logit stops the run with `TrainingDiverged`, naming that checkpoint.
+
+Logged per iteration: ``success``, ``episode_return`` (WebShop: the score), ``episode_length``,
+``invalid_rate``, ``policy_loss``, ``policy_grad_norm``, ``clip_fraction``, ``approx_kl``, timings,
+``env_steps_per_s`` and ``tokens_per_s`` (context + action tokens of all turns per second); with
+iStar ``prm_loss``, ``prm_pair_accuracy``, ``prm_pairs``, ``prm_grad_norm``, ``step_reward_mean/std``;
+on Sokoban the credit-assignment accuracy of the advantages (``credit_*``, and ``credit_step_*`` for
+the step reward alone; `agents.credit_metrics`); ``eval_*`` on held-out tasks every ``eval_every``.
+
+Beyond the paper, behind flags (see `agents.config`): a frozen reference for the step reward
+(``--prm-reference initial``), several DPO steps per iteration, gating the step advantage on the PRM's
+pair accuracy, per-trajectory loss weighting, an env-step budget, and rollouts written by an
+`istar_gym.llm` backend instead of sampled here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig, parse_config
+from agents.credit_metrics import SokobanOracle, credit_assignment_metrics
+from agents.rollout import ContextBuilder, Rollouts, collect_rollouts, context_builder, group_seeds, make_vector_env
+from istar_gym.credit import step_advantages, turn_advantages
+from istar_gym.prm import ImplicitPRM, action_logprobs
+
+__all__ = ["TrainingDiverged", "evaluate", "load_policy", "main", "ppo_clip_loss", "train"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss, gradient or logit became NaN/inf; the message names the checkpoint to resume from."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_config(argv))
+
+
+def train(config: TrainConfig) -> list[dict]:
+    """Run (or resume) training as configured; returns the metrics of the iterations it ran."""
+    config.validate()
+    out = Path(config.out)
+    checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists() and not config.resume:
+        raise FileExistsError(f"{out} already holds a run ({checkpoint_path}); pass --resume to continue it or choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    try:
+        return _train(config, out, checkpoint_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
+    _seed_everything(config.seed)
+
+    policy, tokenizer = load_policy(config, out)
+    build_context = context_builder(policy, config.history_window)
+    backend = None
+    if config.rollout_backend == "hf":
+        from istar_gym.llm.hf import HFBackend
+
+        # The backend wraps the very model being trained, so it always generates with theta_old.
+        backend = HFBackend(policy, tokenizer, batch_size=config.groups * config.group_size)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.policy_lr, weight_decay=0.0)
+    initial_policy = copy.deepcopy(policy).eval().requires_grad_(False) if config.kl_coef > 0 else None
+    prm = None
+    if config.istar:
+        # Paper: the PRM starts as a copy of the policy and its reference is pi_old, supplied per
+        # batch; "initial" freezes a copy of the starting policy as the reference instead.
+        prm = ImplicitPRM(
+            copy.deepcopy(policy), tokenizer, reference="supplied" if config.prm_reference == "old" else "copy",
+            beta=config.beta, lr=config.prm_lr, max_grad_norm=config.prm_max_grad_norm, batch_size=config.score_batch_size,
+        )
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed)
+
+    start, env_steps = 0, 0
+    if config.resume and checkpoint_path.exists():
+        start, env_steps = _load_checkpoint(checkpoint_path, config, policy, optimizer, prm, rng, generator)
+    else:
+        _save_checkpoint(checkpoint_path, config, 0, 0, policy, optimizer, prm, rng, generator)
+    log = _RunLog(out, start, config.tensorboard)
+
+    envs = make_vector_env(config.env_id, config.groups * config.group_size, config.env_kwargs, config.vector_mode)
+    eval_kwargs = {**config.env_kwargs, **config.eval_env_kwargs}
+    eval_envs = make_vector_env(config.env_id, config.eval_episodes, eval_kwargs, config.vector_mode) if config.eval_episodes else None
+    oracle = SokobanOracle() if "Sokoban" in config.env_id else None
+    history = []
+    progress = _progress_bar(config, start)
+    try:
+        if start == 0 and eval_envs is not None:
+            log.write(0, evaluate(policy, tokenizer, build_context, eval_envs, config))
+        for iteration in range(start, config.iterations):
+            if config.env_step_budget and env_steps >= config.env_step_budget:
+                break
+            try:
+                metrics = train_iteration(
+                    config, policy, tokenizer, build_context, optimizer, prm, initial_policy, envs, rng, generator, oracle, backend
+                )
+            except FloatingPointError as error:
+                saved = torch.load(checkpoint_path, weights_only=False)["iteration"]
+                raise TrainingDiverged(
+                    f"iteration {iteration + 1}: {error}. Training stopped. The last checkpoint, after iteration {saved}, "
+                    f"is {checkpoint_path}: resume from it with --resume and a lower --policy-lr/--prm-lr"
+                ) from error
+            done = iteration + 1
+            env_steps += int(metrics["env_steps"])
+            metrics["env_steps_total"] = float(env_steps)
+            out_of_budget = bool(config.env_step_budget) and env_steps >= config.env_step_budget
+            last = done == config.iterations or out_of_budget
+            if eval_envs is not None and (last or (config.eval_every and done % config.eval_every == 0)):
+                metrics.update(evaluate(policy, tokenizer, build_context, eval_envs, config))
+            log.write(done, metrics)
+            history.append({"iteration": done, **metrics})
+            if done % config.checkpoint_every == 0 or last:
+                _save_checkpoint(checkpoint_path, config, done, env_steps, policy, optimizer, prm, rng, generator)
+            progress.update(1)
+            progress.set_postfix(success=f"{metrics['success']:.2f}", refresh=False)
+    finally:
+        progress.close()
+        log.close()
+        envs.close()
+        if eval_envs is not None:
+            eval_envs.close()
+    return history
+
+
+def train_iteration(
+    config: TrainConfig,
+    policy,
+    tokenizer,
+    build_context: ContextBuilder,
+    optimizer: torch.optim.Optimizer,
+    prm: ImplicitPRM | None,
+    initial_policy,
+    envs,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    oracle: SokobanOracle | None,
+    backend=None,
+) -> dict[str, float]:
+    """Steps 1-6 of the module docstring; returns the iteration's metrics."""
+    started = time.perf_counter()
+    # 1. Rollouts, G copies of each task.
+    seeds = group_seeds(rng, config.groups, config.group_size)
+    policy.eval()
+    rollouts = collect_rollouts(
+        envs, policy, tokenizer, build_context, seeds, group_size=config.group_size,
+        max_turns=config.resolved_max_turns(), max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature, generator=generator, backend=backend,
+    )
+    rollout_time = time.perf_counter() - started
+    turns = [(t.context_ids, t.action_ids) for t in rollouts.turns]
+    episode_of_turn = torch.tensor([t.episode for t in rollouts.turns])
+    group_of_turn = torch.tensor([t.group for t in rollouts.turns])
+
+    # 2. pi_old's log-prob of every action (the PPO denominator and the PRM's reference).
+    if config.recompute_old_logprobs:
+        with torch.no_grad():
+            old_logprobs = _logprobs(policy, turns, tokenizer, config.score_batch_size).cpu()
+    else:
+        old_logprobs = torch.tensor([sum(t.old_logprobs) for t in rollouts.turns])
+
+    # 3. iStar: step rewards from the PRM of the previous iteration, then one DPO step on it.
+    metrics: dict[str, float] = {}
+    step_rewards = None
+    prm_started = time.perf_counter()
+    use_step_rewards = False
+    if prm is not None:
+        order = _turns_by_episode(rollouts)
+        batch = dict(
+            trajectories=[[turns[i] for i in indices] for indices in order],
+            group_ids=rollouts.group.tolist(),
+            outcomes=rollouts.success.tolist(),
+            reference_logprobs=None if config.prm_reference == "initial" else [[float(old_logprobs[i]) for i in indices] for indices in order],
+        )
+        update = prm.update(**batch)
+        for _ in range(config.prm_updates - 1):
+            prm.update(**batch)
+        step_rewards = torch.zeros(len(turns))
+        for indices, rewards in zip(order, update.step_rewards):
+            step_rewards[indices] = rewards.float()
+        # Gate: a PRM that ranks this batch's successes below its failures gives no step advantage.
+        use_step_rewards = config.prm_accuracy_gate <= 0 or update.accuracy >= config.prm_accuracy_gate
+        metrics.update(
+            prm_loss=update.loss, prm_pair_accuracy=update.accuracy, prm_pairs=float(update.pairs),
+            prm_grad_norm=update.grad_norm, step_reward_mean=float(step_rewards.mean()),
+            step_reward_std=float(step_rewards.std()) if len(step_rewards) > 1 else 0.0,
+            step_advantage_used=float(use_step_rewards),
+        )
+    prm_time = time.perf_counter() - prm_started
+
+    # 4. Advantages: A_E from the outcome, plus alpha * A_S with iStar.
+    outcomes = rollouts.episode_return if config.outcome == "return" else rollouts.success.astype(float)
+    advantages = turn_advantages(
+        torch.as_tensor(outcomes, dtype=torch.float32), torch.as_tensor(rollouts.group), episode_of_turn,
+        estimator=config.algo, step_rewards=step_rewards if use_step_rewards else None, alpha=config.alpha,
+    )
+    # The paper's code also charges each rejected action in its own row (apply_invalid_action_penalty).
+    invalid = torch.tensor([not t.action_is_valid for t in rollouts.turns], dtype=torch.float32)
+    advantages = advantages - config.invalid_action_penalty * invalid
+    if oracle is not None:
+        metrics.update(_credit_metrics(rollouts, advantages, step_rewards, group_of_turn, oracle))
+
+    # 5. PPO-clip update; 6. theta_old <- theta is implicit: the next rollout uses this policy.
+    update_started = time.perf_counter()
+    metrics.update(
+        _policy_update(
+            config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages,
+            _row_weights(config, rollouts, episode_of_turn), rng,
+        )
+    )
+    update_time = time.perf_counter() - update_started
+    elapsed = time.perf_counter() - started
+    tokens = sum(len(c) + len(a) for c, a in turns)
+    metrics.update(rollouts.summary())
+    metrics.update(
+        advantage_mean=float(advantages.mean()), advantage_std=float(advantages.std()) if len(advantages) > 1 else 0.0,
+        time_rollout=rollout_time, time_prm=prm_time, time_update=update_time, time_iteration=elapsed,
+        env_steps_per_s=float(rollouts.length.sum()) / elapsed, tokens_per_s=tokens / elapsed,
+    )
+    return metrics
+
+
+def ppo_clip_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_eps: float = 0.2,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO-clip with a step-level ratio (iStar Eq. 6), averaged over turn rows.
+
+    ``rho_t = pi_theta(a_t|ctx_t) / pi_old(a_t|ctx_t)`` uses the whole turn's log-prob (sum over its
+    tokens); ``loss = -sum_t w_t min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t) / sum_t w_t`` with
+    ``w_t = 1`` (the paper's mean over turns) unless ``weights`` are given.
+    """
+    ratio = torch.exp(logprobs - old_logprobs)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    objective = torch.minimum(unclipped, clipped)
+    loss = -(objective.mean() if weights is None else (weights * objective).sum() / weights.sum())
+    with torch.no_grad():
+        stats = {
+            "clip_fraction": float(((ratio - 1.0).abs() > clip_eps).float().mean()),
+            "approx_kl": float((old_logprobs - logprobs).mean()),
+        }
+    return loss, stats
+
+
+@torch.no_grad()
+def evaluate(policy, tokenizer, build_context: ContextBuilder, envs, config: TrainConfig) -> dict[str, float]:
+    """Held-out success on the fixed tasks ``0..eval_episodes-1`` of the eval split (own generator,
+    so evaluating never changes the training run's random stream)."""
+    policy.eval()
+    generator = torch.Generator(device=config.device).manual_seed(10_000 + config.seed)
+    rollouts = collect_rollouts(
+        envs, policy, tokenizer, build_context, list(range(envs.num_envs)), group_size=1,
+        max_turns=config.resolved_max_turns(), max_new_tokens=config.max_new_tokens,
+        temperature=config.eval_temperature, generator=generator,
+    )
+    return {f"eval_{name}": value for name, value in rollouts.summary().items() if name != "env_steps"}
+
+
+def load_policy(config: TrainConfig, out: Path):
+    """The policy and tokenizer to train: the SFT-warm-started tiny preset (built once and kept in
+    ``out/initial_policy``), the default SmolLM2, or a local model directory."""
+    from istar_gym.llm import load_model
+
+    if config.model == "tiny":
+        from agents.tiny import prepare_tiny_policy
+
+        source = prepare_tiny_policy(
+            out / "initial_policy", seed=config.seed, episodes=config.sft_episodes, clean_steps=config.sft_clean_steps,
+            noisy_steps=config.sft_noisy_steps, noise=config.sft_noise, lr=config.sft_lr, env_kwargs=config.env_kwargs,
+        )
+    else:
+        source = None if config.model == "default" else config.model
+    model, tokenizer = load_model(source, device=config.device)
+    vocabulary = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocabulary:
+        raise ValueError(
+            f"model {config.model!r} has {vocabulary} token embeddings but its tokenizer has {len(tokenizer)} tokens; "
+            "the tokenizer does not belong to this model (save both from the same run)"
+        )
+    return model, tokenizer
+
+
+# --- private helpers -------------------------------------------------------------------------
+
+
+def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages, row_weights, rng) -> dict[str, float]:
+    policy.train()
+    totals: dict[str, list[float]] = {"policy_loss": [], "policy_grad_norm": [], "clip_fraction": [], "approx_kl": [], "kl": []}
+    for _ in range(config.ppo_epochs):
+        order = rng.permutation(len(turns))
+        for start in range(0, len(turns), config.minibatch_size):
+            rows = order[start : start + config.minibatch_size].tolist()
+            batch = [turns[i] for i in rows]
+            logprobs = _logprobs(policy, batch, tokenizer, len(batch))
+            device = logprobs.device
+            loss, stats = ppo_clip_loss(
+                logprobs, old_logprobs[rows].to(device), advantages[rows].to(device), config.clip_eps,
+                None if row_weights is None else row_weights[rows].to(device),
+            )
+            if initial_policy is not None:
+                with torch.no_grad():
+                    reference = _logprobs(initial_policy, batch, tokenizer, len(batch))
+                # k3 estimator of KL(pi_theta || pi_init) at the turn level.
+                log_ratio = reference - logprobs
+                kl = (torch.exp(log_ratio) - log_ratio - 1.0).mean()
+                loss = loss + config.kl_coef * kl
+                totals["kl"].append(kl.item())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the policy loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            if not torch.isfinite(grad_norm):
+                optimizer.zero_grad(set_to_none=True)
+                raise FloatingPointError(f"the policy gradient norm is {grad_norm.item()}")
+            optimizer.step()
+            totals["policy_loss"].append(loss.item())
+            totals["policy_grad_norm"].append(grad_norm.item())
+            totals["clip_fraction"].append(stats["clip_fraction"])
+            totals["approx_kl"].append(stats["approx_kl"])
+    policy.eval()
+    return {name: float(np.mean(values)) for name, values in totals.items() if values}
+
+
+def _logprobs(model, turns, tokenizer, batch_size: int) -> torch.Tensor:
+    return action_logprobs(model, turns, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size, name="policy")
+
+
+def _row_weights(config: TrainConfig, rollouts: Rollouts, episode_of_turn: torch.Tensor) -> torch.Tensor | None:
+    """``None`` for the paper's mean over turns; ``1 / T_i`` per turn for a mean over trajectories,
+    which keeps a long failed episode from outweighing a short success."""
+    if config.loss_aggregation == "turn_mean":
+        return None
+    lengths = torch.as_tensor(rollouts.length, dtype=torch.float32)
+    return 1.0 / lengths[episode_of_turn]
+
+
+def _turns_by_episode(rollouts: Rollouts) -> list[list[int]]:
+    """Indices into ``rollouts.turns`` of each episode's turns, in play order."""
+    order: list[list[int]] = [[] for _ in range(rollouts.num_episodes)]
+    for index, turn in enumerate(rollouts.turns):
+        order[turn.episode].append(index)
+    return order
+
+
+def _credit_metrics(rollouts, advantages, step_rewards, group_of_turn, oracle) -> dict[str, float]:
+    """Credit-assignment accuracy (`agents.credit_metrics`) of the turn advantage and, with iStar,
+    of the step reward and step advantage alone."""
+    boards = [t.board_text for t in rollouts.turns]
+    actions = [t.action_text if t.action_is_valid else "" for t in rollouts.turns]
+    groups = group_of_turn.tolist()
+    metrics = credit_assignment_metrics(boards, actions, groups, advantages.tolist(), advantages.tolist(), oracle)
+    if step_rewards is not None:
+        step = credit_assignment_metrics(
+            boards, actions, groups, step_rewards.tolist(), step_advantages(step_rewards, group_of_turn).tolist(), oracle
+        )
+        metrics.update({name.replace("credit_", "credit_step_"): value for name, value in step.items()})
+    return metrics
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer, prm, rng, generator) -> None:
+    """Everything a resumed run needs, written beside the target and renamed over it (atomic)."""
+    state = {
+        "iteration": iteration,
+        "env_steps": env_steps,
+        "config": config.to_dict(),
+        "policy": policy.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+    }
+    if prm is not None:
+        state["prm"] = {"model": prm.model.state_dict(), "optimizer": prm.optimizer.state_dict(), "version": prm.version}
+    staging = path.with_name(path.name + ".tmp")
+    with open(staging, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+
+
+# Settings a resumed run may change (length, logging, evaluation); anything else must match.
+_RESUMABLE = {"iterations", "resume", "progress", "tensorboard", "eval_every", "eval_episodes", "checkpoint_every", "device", "torch_threads"}
+
+
+def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator) -> tuple[int, int]:
+    state = torch.load(path, map_location=config.device, weights_only=False)
+    saved = state["config"]
+    changed = {k: (saved[k], v) for k, v in config.to_dict().items() if k not in _RESUMABLE and saved.get(k) != v}
+    if changed:
+        details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(f"--resume: {path} was written with other settings ({details}); resume with the original settings or use a new --out")
+    if (prm is None) != ("prm" not in state):
+        raise ValueError(f"--resume: {path} {'has' if 'prm' in state else 'has no'} PRM state; keep --istar as in the original run")
+    policy.load_state_dict(state["policy"])
+    optimizer.load_state_dict(state["optimizer"])
+    if prm is not None:
+        prm.model.load_state_dict(state["prm"]["model"])
+        prm.optimizer.load_state_dict(state["prm"]["optimizer"])
+        prm.version = state["prm"]["version"]
+    rng.bit_generator.state = state["numpy_rng"]
+    generator.set_state(state["torch_generator"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    random.setstate(state["python_rng"])
+    return int(state["iteration"]), int(state["env_steps"])
+
+
+class _RunLog:
+    """metrics.jsonl (one JSON object per iteration) plus optional TensorBoard scalars. On resume,
+    lines written after the checkpoint's iteration are dropped, so no iteration appears twice."""
+
+    def __init__(self, out: Path, start: int, tensorboard: bool):
+        self.path = out / "metrics.jsonl"
+        kept = []
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["iteration"] <= start]
+        if start == 0:
+            kept = []
+        self.path.write_text("".join(line + "\n" for line in kept))
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as error:
+                raise ImportError(f"TensorBoard logging needs the tensorboard package ({error}); pip install tensorboard or pass --no-tensorboard") from error
+            self.writer = SummaryWriter(str(out / "tb"), purge_step=start + 1)
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        record = {"iteration": iteration, **{k: (None if not np.isfinite(v) else v) for k, v in metrics.items()}}
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for name, value in metrics.items():
+                if np.isfinite(value):
+                    self.writer.add_scalar(name, value, iteration)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _progress_bar(config: TrainConfig, start: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.iterations, initial=start, desc=f"{config.algo}{'+istar' if config.istar else ''}", disable=not config.progress, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

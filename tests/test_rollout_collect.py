@@ -1,0 +1,130 @@
+"""Multi-turn rollouts: groups, per-turn rows, sampler log-probs and the context builders."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from agents.rollout import collect_rollouts, context_builder, group_seeds, make_vector_env, sample_actions
+from agents.tiny import build_tiny_model, tiny_context
+from istar_gym.llm.hf import HFBackend
+from istar_gym.prm import action_logprobs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny models are overhead-bound: one thread is fastest, and two threads on a shared machine
+    # can be an order of magnitude slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny_model(seed=0)
+
+
+@pytest.fixture(scope="module")
+def rollouts(tiny):
+    model, tokenizer = tiny
+    envs = make_vector_env("istar/Sokoban-v0", 6)
+    seeds = group_seeds(np.random.default_rng(0), num_groups=2, group_size=3)
+    result = collect_rollouts(
+        envs, model, tokenizer, context_builder(model), seeds, group_size=3, max_turns=5, max_new_tokens=2,
+        generator=torch.Generator().manual_seed(0),
+    )
+    envs.close()
+    return result
+
+
+def test_group_seeds_repeat_each_task_group_size_times():
+    seeds = group_seeds(np.random.default_rng(1), num_groups=3, group_size=4)
+    assert len(seeds) == 12
+    assert [len(set(seeds[g * 4 : (g + 1) * 4])) for g in range(3)] == [1, 1, 1]
+    assert len(set(seeds)) == 3
+
+
+def test_episodes_of_a_group_start_from_the_same_board(rollouts):
+    first = {t.episode: t.board_text for t in rollouts.turns if t.step == 0}
+    assert first[0] == first[1] == first[2]
+    assert first[3] == first[4] == first[5]
+    assert first[0] != first[3]
+
+
+def test_turn_rows_carry_tokens_logprobs_and_rewards(rollouts):
+    for turn in rollouts.turns:
+        assert turn.context_ids and turn.action_ids
+        assert len(turn.old_logprobs) == len(turn.action_ids)
+        assert all(value <= 0.0 for value in turn.old_logprobs)
+        assert turn.group == turn.episode // 3
+    returns = np.zeros(6)
+    for turn in rollouts.turns:
+        returns[turn.episode] += turn.reward
+    np.testing.assert_allclose(returns, rollouts.episode_return)
+    lengths = np.bincount([t.episode for t in rollouts.turns], minlength=6)
+    np.testing.assert_array_equal(lengths, rollouts.length)
+    assert rollouts.length.max() <= 5
+
+
+def test_invalid_actions_are_counted_not_raised(rollouts):
+    # An untrained model writes mostly non-action tokens: the env rejects them, the rollout goes on.
+    invalid = sum(not t.action_is_valid for t in rollouts.turns)
+    assert invalid == rollouts.invalid_actions.sum() > 0
+    assert 0.0 < rollouts.summary()["invalid_rate"] <= 1.0
+
+
+def test_sampler_logprobs_match_a_full_forward_pass(tiny, rollouts):
+    model, tokenizer = tiny
+    turns = [(t.context_ids, t.action_ids) for t in rollouts.turns[:20]]
+    with torch.no_grad():
+        full = action_logprobs(model, turns, pad_token_id=tokenizer.pad_token_id, batch_size=64)
+    sampled = torch.tensor([sum(t.old_logprobs) for t in rollouts.turns[:20]])
+    torch.testing.assert_close(sampled, full, atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_stops_at_eos_and_greedy_is_deterministic(tiny):
+    model, tokenizer = tiny
+    contexts = [tokenizer(tiny_context("######\n#P_X_#\n#___O#\n#____#\n#____#\n######", None))["input_ids"]] * 3
+    kwargs = dict(max_new_tokens=4, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, temperature=0)
+    first, _ = sample_actions(model, contexts, **kwargs)
+    second, _ = sample_actions(model, contexts, **kwargs)
+    assert first == second and first[0] == first[1]
+    for tokens in first:
+        assert len(tokens) <= 4
+        assert tokenizer.eos_token_id not in tokens[:-1]
+
+
+def test_tiny_context_is_the_board_without_its_ring_the_player_neighbours_and_the_last_action():
+    board = "######\n#P_X_#\n#___O#\n#____#\n#____#\n######"
+    assert tiny_context(board, None) == "P_X____O________" + "#_#_" + "none>"
+    assert tiny_context(board, " Up ").endswith("up>")
+    assert tiny_context(board, "<action>jump</action>").endswith("bad>")
+
+
+def test_chat_models_get_the_shared_prompt():
+    chat_model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+    build = context_builder(chat_model, history_window=2)
+    messages = build("#P#", {"instruction": "Push.", "available_actions": ["up"]}, [("#P#", "up")])
+    assert messages[-1]["role"] == "user" and "Push." in messages[-1]["content"] and "up" in messages[-1]["content"]
+
+
+def test_tiny_context_needs_a_board_and_says_so(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match="board_text"):
+        context_builder(model)("some page", {"instruction": "buy"}, [])
+
+
+def test_a_backend_can_write_the_actions_instead(tiny):
+    model, tokenizer = tiny
+    envs = make_vector_env("istar/Sokoban-v0", 4)
+    result = collect_rollouts(
+        envs, model, tokenizer, context_builder(model), [7, 7, 8, 8], group_size=2, max_turns=3, max_new_tokens=2,
+        generator=torch.Generator().manual_seed(0), backend=HFBackend(model, tokenizer, batch_size=4),
+    )
+    envs.close()
+    assert len(result.turns) >= 4
+    for turn in result.turns:
+        assert tokenizer.decode(turn.action_ids) == turn.action_text
+        assert turn.old_logprobs == []

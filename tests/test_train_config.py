@@ -1,0 +1,64 @@
+"""Trainer configuration: presets, command-line flags, and bad settings refused at start."""
+
+import pytest
+
+from agents.config import TrainConfig, parse_config
+from agents.train import load_policy, train
+from agents.tiny import build_tiny_model
+
+
+def test_paper_defaults_are_the_dataclass_defaults():
+    config = parse_config(["--env", "istar/Sokoban-v0", "--algo", "rloo"])
+    assert (config.group_size, config.policy_lr, config.prm_lr, config.beta, config.alpha) == (8, 5e-7, 1e-6, 0.05, 1.0)
+    assert (config.clip_eps, config.kl_coef, config.iterations) == (0.2, 0.0, 200)
+    assert config.resolved_max_turns() == 15
+
+
+def test_webshop_ids_get_the_paper_webshop_shape():
+    config = parse_config(["--env", "istar/WebShop-v0", "--algo", "rloo"])
+    assert config.groups == 16 and config.resolved_max_turns() == 10
+
+
+def test_model_tiny_selects_the_tiny_preset_and_flags_override_it():
+    config = parse_config(["--model", "tiny", "--algo", "grpo", "--istar", "--iterations", "7", "--out", "x"])
+    assert config.max_new_tokens == 2 and config.policy_lr == 1e-3
+    assert (config.algo, config.istar, config.iterations, config.out) == ("grpo", True, 7, "x")
+
+
+def test_env_kwargs_are_read_as_json():
+    config = parse_config(["--env-kwargs", '{"min_optimal_steps": 3}'])
+    assert config.env_kwargs == {"min_optimal_steps": 3}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"group_size": 1}, "group_size=1"),
+        ({"alpha": -0.5}, "alpha=-0.5"),
+        ({"env_id": "istar/Sokobn-v0"}, "not a registered Gymnasium id"),
+        ({"algo": "ppo"}, "algo='ppo'"),
+        ({"beta": 0.0}, "beta=0.0"),
+        ({"clip_eps": 1.5}, "clip_eps=1.5"),
+        ({"model": "tiny", "env_id": "istar/WebShop-v0"}, "Sokoban boards only"),
+    ],
+)
+def test_bad_settings_fail_at_start_naming_the_setting(tmp_path, changes, message):
+    config = TrainConfig(out=str(tmp_path / "run"), **changes)
+    with pytest.raises(ValueError, match=message):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path):
+    model, tokenizer = build_tiny_model()
+    model.resize_token_embeddings(8)
+    model.save_pretrained(tmp_path / "broken")
+    tokenizer.save_pretrained(tmp_path / "broken")
+    with pytest.raises(ValueError, match="does not belong to this model"):
+        load_policy(TrainConfig(model=str(tmp_path / "broken")), tmp_path)
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(model="tiny", out=str(tmp_path)))

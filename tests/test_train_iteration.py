@@ -1,0 +1,89 @@
+"""One full training iteration of every algorithm, with and without iStar, on Sokoban with the tiny model."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agents.config import PRESETS, TrainConfig
+from agents.tiny import prepare_tiny_policy
+from agents.train import ppo_clip_loss, train
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    # A short warm start is enough here: these tests check the mechanics, not the learning.
+    return prepare_tiny_policy(tmp_path_factory.getbasetemp() / "tiny-quick", seed=0, episodes=100, clean_steps=40, noisy_steps=0)
+
+
+def small_config(model, out, **changes) -> TrainConfig:
+    values = {
+        **PRESETS["tiny"], "model": str(model), "out": str(out), "iterations": 1, "groups": 6, "group_size": 4,
+        "eval_episodes": 0, "progress": False, "tensorboard": False,
+    }
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_ppo_clip_loss_on_a_hand_built_batch():
+    old = torch.zeros(4)
+    new = torch.log(torch.tensor([1.5, 0.5, 1.1, 0.9]))
+    advantages = torch.tensor([1.0, 1.0, -2.0, -2.0])
+    loss, stats = ppo_clip_loss(new, old, advantages, clip_eps=0.2)
+    # Per row min(rho A, clip(rho, 0.8, 1.2) A): 1.2 (clipped), 0.5 (unclipped: the pessimistic side),
+    # -2.2 (unclipped), -1.8 (rho 0.9 lies inside the range).
+    expected = -torch.tensor([1.2, 0.5, -2.2, -1.8]).mean()
+    torch.testing.assert_close(loss, expected)
+    assert stats["clip_fraction"] == pytest.approx(0.5)
+
+
+def test_ppo_clip_loss_gradient_vanishes_outside_the_trust_region():
+    new = torch.log(torch.tensor([1.5, 1.1])).requires_grad_(True)
+    loss, _ = ppo_clip_loss(new, torch.zeros(2), torch.tensor([1.0, 1.0]), clip_eps=0.2)
+    loss.backward()
+    assert new.grad[0] == 0.0 and new.grad[1] < 0.0
+
+
+@pytest.mark.parametrize("istar", [False, True], ids=["plain", "istar"])
+@pytest.mark.parametrize("algo", ["rloo", "grpo", "reinforce_pp"])
+def test_one_iteration_updates_the_policy_and_logs_finite_metrics(tiny_policy, tmp_path, algo, istar):
+    history = train(small_config(tiny_policy, tmp_path / "run", algo=algo, istar=istar))
+    metrics = history[0]
+    for name in ("success", "episode_length", "invalid_rate", "policy_loss", "policy_grad_norm", "tokens_per_s", "env_steps_per_s"):
+        assert math.isfinite(metrics[name]), name
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == 1
+    initial = load_file(str(tiny_policy / "model.safetensors"))
+    assert any(not torch.equal(initial[name], value) for name, value in state["policy"].items() if name in initial)
+    if istar:
+        assert metrics["prm_pairs"] > 0 and metrics["prm_grad_norm"] > 0
+        assert any(not torch.equal(initial[name], value) for name, value in state["prm"]["model"].items() if name in initial)
+        # Iteration 1: the PRM equals pi_old, so every step reward is exactly zero (paper Alg. 1).
+        assert metrics["step_reward_std"] == 0.0
+        assert "credit_step_gap" in metrics
+    else:
+        assert "prm_loss" not in metrics and "prm" not in state
+    assert "credit_gap" in metrics
+
+
+def test_rollouts_can_go_through_the_hf_backend(tiny_policy, tmp_path):
+    history = train(small_config(tiny_policy, tmp_path / "run", rollout_backend="hf"))
+    assert math.isfinite(history[0]["policy_loss"]) and history[0]["env_steps"] > 0
+
+
+def test_optional_kl_penalty_to_the_initial_policy_is_applied_and_logged(tiny_policy, tmp_path):
+    metrics = train(small_config(tiny_policy, tmp_path / "run", kl_coef=0.1))[0]
+    assert metrics["kl"] >= 0.0 and math.isfinite(metrics["kl"])
+
+
+def test_prm_variants_frozen_reference_extra_dpo_steps_and_accuracy_gate(tiny_policy, tmp_path):
+    config = small_config(
+        tiny_policy, tmp_path / "run", istar=True, iterations=2, prm_reference="initial", prm_updates=3, prm_accuracy_gate=0.75
+    )
+    history = train(config)
+    # The step advantage is used exactly when the PRM ranked this batch's pairs well enough.
+    assert [m["step_advantage_used"] for m in history] == [float(m["prm_pair_accuracy"] >= 0.75) for m in history]
+    # After three DPO steps the PRM has moved away from its frozen reference.
+    assert history[1]["step_reward_std"] > 1e-4
+    assert all(math.isfinite(m["prm_loss"]) for m in history)
