@@ -36,3 +36,15 @@ def tiny():
     )
     torch.manual_seed(0)
     return LlamaForCausalLM(config), tokenizer
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models are overhead-bound: one torch thread is fastest, and two threads on a busy
+    2-core machine can be an order of magnitude slower. Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -11,14 +11,7 @@ from istar_gym.llm.hf import HFBackend
 from istar_gym.prm import action_logprobs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny models are overhead-bound: one thread is fastest, and two threads on a shared machine
-    # can be an order of magnitude slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

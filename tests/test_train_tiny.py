@@ -9,14 +9,7 @@ from agents.tiny import ACTION_WORDS, TINY_CONTEXT, build_tiny_model, collect_de
 from istar_gym.llm import load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny models are overhead-bound: one thread is fastest, and two threads on a shared machine
-    # can be an order of magnitude slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_tokenizer_gives_one_token_per_cell_and_per_action_word():
