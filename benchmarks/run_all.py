@@ -88,6 +88,8 @@ def write_report(out: Path, results: dict, meta: dict) -> Path:
         "Machine: " + ", ".join(f"{key} {value}" for key, value in meta["machine"].items() if value is not None),
         "",
     ]
+    if meta.get("summary_plot"):
+        lines += [f"![speed-ups]({meta['summary_plot']})", ""]
     for name, result in results.items():
         lines += [f"## {result.get('title', name)}", "", f"`benchmarks/{name}.py`, {result['seconds']} s.", ""]
         if "error" in result:
@@ -103,6 +105,34 @@ def write_report(out: Path, results: dict, meta: dict) -> Path:
             lines += [f"![{Path(plot).stem}]({Path(plot).name})", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
+    return path
+
+
+def plot_speedups(out: Path, results: dict) -> Path | None:
+    """One bar chart of every ``*_speedup`` metric (ours over a peer, or fast path over slow), log scale."""
+    bars = {
+        f"{name}: {key.removesuffix('_speedup')}": value
+        for name, result in results.items()
+        for key, value in result.get("metrics", {}).items()
+        if key.endswith("_speedup") and isinstance(value, (int, float)) and value > 0
+    }
+    if not bars:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 0.4 * len(bars) + 1.2))
+    axes.barh(list(bars), list(bars.values()), color="#4c72b0")
+    axes.set_xscale("log")
+    axes.axvline(1, color="grey", linewidth=1)
+    axes.set_xlabel("speed-up (x, log scale)")
+    axes.invert_yaxis()
+    figure.tight_layout()
+    path = out / "speedups.png"
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
     return path
 
 
@@ -142,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
         "machine": machine(),
     }
+    speedups = plot_speedups(out, results)
+    if speedups:
+        meta["summary_plot"] = speedups.name
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=_jsonable))
     report = write_report(out, results, meta)
     failed = [name for name, result in results.items() if "error" in result]

@@ -36,3 +36,5 @@ def test_quick_sokoban_run_writes_json_and_report_with_measured_numbers(tmp_path
     assert all(math.isfinite(value) for value in metrics.values())
     report = (tmp_path / "report.md").read_text()
     assert "Sokoban throughput" in report and str(metrics["image_steps_per_s"]) in report
+    has_speedups = any(key.endswith("_speedup") for key in metrics)  # absent only if the peer could not install
+    assert (tmp_path / "speedups.png").exists() == has_speedups
