@@ -11,7 +11,31 @@ from istar_gym.spaces import Text
 
 __version__ = "0.1.0"
 
-__all__ = ["Text", "build_messages", "format_history", "__version__"]
+__all__ = [
+    "ImplicitPRM",
+    "ImplicitStepRewardParallelWrapper",
+    "ImplicitStepRewardWrapper",
+    "Text",
+    "build_messages",
+    "format_history",
+    "__version__",
+]
+
+# Names that need torch/transformers are imported on first use, so `import istar_gym` stays light
+# for users who only want the environments.
+_LAZY = {
+    "ImplicitPRM": "istar_gym.prm",
+    "ImplicitStepRewardWrapper": "istar_gym.wrappers",
+    "ImplicitStepRewardParallelWrapper": "istar_gym.wrappers",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'istar_gym' has no attribute {name!r}")
 
 # id -> (entry point, max_episode_steps, extra kwargs). Entry points are strings, so an env's
 # heavy imports (pygame, flask, selenium) happen only when that env is made.

@@ -37,3 +37,14 @@ def test_constructor_keywords_pass_through_make():
     assert len(obs.splitlines()) == 8 and env.spec.max_episode_steps == 30
     _, reward, *_ = env.step("nonsense")
     assert reward == -1.0
+
+
+def test_main_names_are_reexported_without_importing_torch_eagerly():
+    code = (
+        "import sys, istar_gym\n"
+        "assert 'torch' not in sys.modules, 'import istar_gym pulled in torch'\n"
+        "from istar_gym import ImplicitPRM, ImplicitStepRewardWrapper, Text, build_messages\n"
+        "print(ImplicitPRM.__module__, ImplicitStepRewardWrapper.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["istar_gym.prm.model", "istar_gym.wrappers.implicit_step_reward"]
