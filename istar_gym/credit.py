@@ -142,5 +142,6 @@ def _group_stats(values: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.T
 
 def _zscore(values: torch.Tensor, group_ids: torch.Tensor, eps: float) -> torch.Tensor:
     mean, std, count = _group_stats(values, group_ids)
-    # Equal values carry no signal: 0, not 0/0, even with eps = 0.
-    return torch.where((count > 1) & (std > 0), (values - mean) / (std + eps), torch.zeros_like(values))
+    # Equal values carry no signal: 0, not 0/0. A spread below eps is float noise too (a PRM that
+    # still equals its reference up to 1e-8): z-scoring it would turn noise into real advantages.
+    return torch.where((count > 1) & (std > eps), (values - mean) / (std + eps), torch.zeros_like(values))

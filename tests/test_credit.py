@@ -106,3 +106,8 @@ def test_turn_rows_pointing_past_the_trajectories_are_rejected():
 def test_unknown_estimator_is_rejected():
     with pytest.raises(ValueError, match="estimator='ppo'"):
         turn_advantages(torch.tensor([0.0, 1.0]), torch.tensor([0, 0]), torch.tensor([0, 1]), "ppo")
+
+
+def test_step_rewards_that_differ_only_by_float_noise_give_zero_advantage():
+    noise = torch.tensor([1e-9, -2e-9, 0.0, 3e-9])
+    assert torch.equal(step_advantages(noise, torch.zeros(4, dtype=torch.long)), torch.zeros(4))
