@@ -96,11 +96,11 @@ def group_seeds(rng: np.random.Generator, num_groups: int, group_size: int) -> l
 
 
 def make_vector_env(env_id: str, num_envs: int, env_kwargs: dict | None = None, mode: str = "sync") -> gym.vector.VectorEnv:
-    """A vector env of ``num_envs`` copies; ``mode="async"`` runs them in subprocesses (no shared
-    memory, since observations are strings)."""
+    """A vector env of ``num_envs`` copies; ``mode="async"`` runs them in subprocesses, started with
+    "spawn" because a forked worker can deadlock in torch's thread pool once the trainer used it."""
     vector_kwargs = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
     if mode == "async":
-        vector_kwargs["shared_memory"] = False
+        vector_kwargs.update(shared_memory=False, context="spawn")
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **(env_kwargs or {}))
 
 

@@ -121,3 +121,15 @@ def test_a_backend_can_write_the_actions_instead(tiny):
     for turn in result.turns:
         assert tokenizer.decode(turn.action_ids) == turn.action_text
         assert turn.old_logprobs == []
+
+
+def test_async_vector_env_for_rollouts_starts_spawned_workers():
+    from agents.rollout import make_vector_env
+
+    envs = make_vector_env("istar/Sokoban-v0", num_envs=2, mode="async")
+    try:
+        obs, _ = envs.reset(seed=[3, 3])
+        assert obs[0] == obs[1]
+        envs.step(("<action>up</action>",) * 2)
+    finally:
+        envs.close()
