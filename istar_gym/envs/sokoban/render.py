@@ -49,7 +49,6 @@ def tile_sheet(tile_size: int = 16) -> np.ndarray:
     target[outline] = _TARGET
     target[diamond] = _TARGET
 
-    crate = np.empty((t, t, 3), np.uint8)
     inset = max(t // 8, 1)
     inner = (yy >= inset) & (yy < t - inset) & (xx >= inset) & (xx < t - inset)
     border = inner & ~((yy >= 2 * inset) & (yy < t - 2 * inset) & (xx >= 2 * inset) & (xx < t - 2 * inset))
