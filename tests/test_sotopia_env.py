@@ -112,7 +112,7 @@ def test_turns_alternate_between_agents():
 
 def test_history_follows_the_paper_format():
     sotopia_env = parallel_env()
-    _, infos = sotopia_env.reset(seed=0, options={"combo_index": 0})
+    obs, infos = sotopia_env.reset(seed=0, options={"combo_index": 0})
     name_0 = infos["agent_0"]["agent_name"]
     assert obs["agent_0"].startswith("\nHere is the context of this interaction:\nScenario: ")
     assert obs["agent_0"].endswith("\n\nConversation Starts:\n")
@@ -134,7 +134,7 @@ def test_none_turn_leaves_an_empty_turn_line():
 
 def test_other_goal_is_hidden_and_own_goal_shown():
     sotopia_env = parallel_env()
-    _, infos = sotopia_env.reset(seed=0, options={"combo_index": 0})
+    obs, infos = sotopia_env.reset(seed=0, options={"combo_index": 0})
     scenario = DATA.scenarios[sotopia_env.combo.env_id]
     assert f"{infos['agent_0']['partner_name']}'s goal: Unknown" in obs["agent_0"]
     assert f"{infos['agent_0']['agent_name']}'s goal: {infos['agent_0']['goal']}" in obs["agent_0"]
