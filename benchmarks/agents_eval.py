@@ -32,10 +32,11 @@ def run(quick: bool = False, full: bool = False) -> dict:
 
     scripted_episodes = 20 if quick else 200 if full else 100
     # The default model generates ~10-40 tokens/s per sequence on 2 CPU cores, so CPU runs keep the
-    # ReAct part to one batch of episodes; quick runs also cut episodes to 3 steps.
+    # ReAct part to one batch of episodes cut short (full 15-step episodes took ~20 minutes here).
     react_episodes = 2 if quick else 64 if full else 8
-    react_kwargs = {"max_episode_steps": 3} if quick else {}
-    max_new_tokens = 24 if quick else 256 if full else 64
+    react_steps = 3 if quick else None if full else 5
+    react_kwargs = {"max_episode_steps": react_steps} if react_steps else {}
+    max_new_tokens = 24 if quick else 256 if full else 48
     device = "cuda" if full and torch.cuda.is_available() else "cpu"
     threads = torch.get_num_threads()
     if device == "cpu":
@@ -66,7 +67,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
             f"Test splits, seeds 0..N-1 (same tasks for every agent); scripted agents {scripted_episodes} "
             f"episodes, ReAct {react_episodes} (greedy, {max_new_tokens} new tokens, history window 2, "
             f"8 envs per batch, SmolLM2-135M-Instruct on {device}"
-            f"{', episodes cut to 3 steps' if quick else ''}). Success is a Wilson 95% CI; score is the "
+            f"{f', episodes cut to {react_steps} steps' if react_steps else ''}). Success is a Wilson 95% CI; score is the "
             "mean episode return (WebShop: the purchase reward, 0-1). Generation: "
             f"{4 if quick else 8} Sokoban prompts, {max_new_tokens} new tokens, one batch vs one at a time; "
             "batch_speedup = batched tokens/s divided by one-at-a-time tokens/s."
