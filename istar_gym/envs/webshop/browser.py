@@ -18,11 +18,10 @@ try:
 except ImportError as error:  # selenium is the optional `browser` extra
     raise ImportError("istar/WebShopBrowser-v0 needs selenium: pip install 'istar-gym[browser]'") from error
 
-from istar_gym.envs.webshop.goals import GOAL_SAMPLING, SPLITS, Goal, GoalSampler
+from istar_gym.envs.webshop.env import choose_goal, load_tasks
+from istar_gym.envs.webshop.goals import Goal
 from istar_gym.envs.webshop.server import ServerThread, create_app
-from istar_gym.envs.webshop.shop import load_shop
 from istar_gym.envs.webshop.site import (
-    OBSERVATION_MODES,
     available_actions,
     clickables,
     html_segments,
@@ -91,19 +90,10 @@ class WebShopBrowserEnv(gym.Env):
         chromedriver_path: str | None = None,
         render_mode: str | None = None,
     ):
-        if observation_mode not in OBSERVATION_MODES:
-            raise ValueError(f"observation_mode={observation_mode!r}: expected one of {OBSERVATION_MODES}")
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r}: expected one of {SPLITS}")
-        if goal_sampling not in GOAL_SAMPLING:
-            raise ValueError(f"goal_sampling={goal_sampling!r}: expected one of {GOAL_SAMPLING}")
         self.observation_mode = observation_mode
         self.invalid_penalty = float(invalid_penalty)
         self.render_mode = render_mode
-        self.shop = load_shop(num_products, seed, data_dir)
-        self._sampler = GoalSampler(self.shop.goals, split, weighted=goal_sampling == "weighted")
-        if len(self._sampler) == 0:
-            raise ValueError(f"split={split!r} has no goals ({len(self.shop.goals)} goals in all); use split='all'")
+        self.shop, self._sampler = load_tasks(num_products, seed, data_dir, split, observation_mode, goal_sampling)
         self._chromium = chromium_path or _which("chromium", "chromium-browser", "google-chrome")
         self._chromedriver = chromedriver_path or _which("chromedriver")
         self._server = None if server_url else ServerThread(create_app(num_products, seed, data_dir, split))
@@ -125,12 +115,7 @@ class WebShopBrowserEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        goal_index = (options or {}).get("goal_index")
-        if goal_index is None:
-            goal_index = self._sampler.draw(float(self.np_random.random()))
-        elif not isinstance(goal_index, int) or not 0 <= goal_index < len(self.shop.goals):
-            raise ValueError(f"options['goal_index']={goal_index!r}: expected an int in [0, {len(self.shop.goals)})")
-        self.goal_index = int(goal_index)
+        self.goal_index = choose_goal(options, self.shop, self._sampler, self.np_random)
         self._visited = set()
         self._done = False
         self._open(f"/fixed_{self.goal_index}")

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from istar_gym.envs.webshop.goals import GOAL_SAMPLING, SPLITS, Goal, GoalSampler
-from istar_gym.envs.webshop.shop import load_shop
+from istar_gym.envs.webshop.shop import Shop, load_shop
 from istar_gym.envs.webshop.site import (
     OBSERVATION_MODES,
     PageState,
@@ -117,12 +118,6 @@ class WebShopEnv(gym.Env):
         goal_sampling: str = "weighted",
         render_mode: str | None = None,
     ):
-        if observation_mode not in OBSERVATION_MODES:
-            raise ValueError(f"observation_mode={observation_mode!r}: expected one of {OBSERVATION_MODES}")
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r}: expected one of {SPLITS}")
-        if goal_sampling not in GOAL_SAMPLING:
-            raise ValueError(f"goal_sampling={goal_sampling!r}: expected one of {GOAL_SAMPLING}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.num_products = num_products
@@ -133,13 +128,7 @@ class WebShopEnv(gym.Env):
         self.invalid_penalty = float(invalid_penalty)
         self.goal_sampling = goal_sampling
         self.render_mode = render_mode
-        self.shop = load_shop(num_products, seed, data_dir)
-        self._sampler = GoalSampler(self.shop.goals, split, weighted=goal_sampling == "weighted")
-        if len(self._sampler) == 0:
-            raise ValueError(
-                f"split={split!r} has no goals: the catalogue has {len(self.shop.goals)} goals and test takes "
-                "the first 500; use more products or split='all'"
-            )
+        self.shop, self._sampler = load_tasks(num_products, seed, data_dir, split, observation_mode, goal_sampling)
         self.action_space = Text(max_length=MAX_ACTION_LENGTH)
         self.observation_space = Text(max_length=MAX_OBSERVATION_LENGTH)
         self.goal_index: int | None = None
@@ -154,15 +143,7 @@ class WebShopEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        goal_index = (options or {}).get("goal_index")
-        if goal_index is None:
-            goal_index = self._sampler.draw(float(self.np_random.random()))
-        elif not isinstance(goal_index, int) or not 0 <= goal_index < len(self.shop.goals):
-            raise ValueError(
-                f"options['goal_index']={goal_index!r}: expected an int in [0, {len(self.shop.goals)}) "
-                f"(test goals are 0-{min(500, len(self.shop.goals)) - 1})"
-            )
-        self.goal_index = int(goal_index)
+        self.goal_index = choose_goal(options, self.shop, self._sampler, self.np_random)
         self._state = start_state(f"fixed_{self.goal_index}", self.shop.goals[self.goal_index])
         observation, info = self._observe(valid=True, feedback="")
         return observation, info
@@ -228,3 +209,36 @@ class WebShopEnv(gym.Env):
             "feedback": feedback,
         }
         return observation, info
+
+
+def load_tasks(
+    num_products: int, seed: int, data_dir: str | Path | None, split: str, observation_mode: str, goal_sampling: str
+) -> tuple[Shop, GoalSampler]:
+    """Check the arguments the text and browser envs share, then load the shop and the split's goal sampler."""
+    if observation_mode not in OBSERVATION_MODES:
+        raise ValueError(f"observation_mode={observation_mode!r}: expected one of {OBSERVATION_MODES}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+    if goal_sampling not in GOAL_SAMPLING:
+        raise ValueError(f"goal_sampling={goal_sampling!r}: expected one of {GOAL_SAMPLING}")
+    shop = load_shop(num_products, seed, data_dir)
+    sampler = GoalSampler(shop.goals, split, weighted=goal_sampling == "weighted")
+    if len(sampler) == 0:
+        raise ValueError(
+            f"split={split!r} has no goals: the catalogue has {len(shop.goals)} goals and test takes "
+            "the first 500; use more products or split='all'"
+        )
+    return shop, sampler
+
+
+def choose_goal(options: dict[str, Any] | None, shop: Shop, sampler: GoalSampler, rng: np.random.Generator) -> int:
+    """``options["goal_index"]`` if given (checked), else a draw from the split's sampler."""
+    goal_index = (options or {}).get("goal_index")
+    if goal_index is None:
+        return sampler.draw(float(rng.random()))
+    if not isinstance(goal_index, int) or not 0 <= goal_index < len(shop.goals):
+        raise ValueError(
+            f"options['goal_index']={goal_index!r}: expected an int in [0, {len(shop.goals)}) "
+            f"(test goals are 0-{min(500, len(shop.goals)) - 1})"
+        )
+    return int(goal_index)
