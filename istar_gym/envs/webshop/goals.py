@@ -140,18 +140,8 @@ class SyntheticGoals(Sequence):
         goal_options = {name: chosen[name] for name in names}
         option_text = ", and ".join(f"{name}: {value}" for name, value in goal_options.items())
         price_upper = float(self._price_upper[owner])
-        return Goal(
-            asin=product.asin,
-            category=product.category,
-            query=product.query,
-            name=product.title,
-            name_nouns=product.title_nouns,
-            product_category=product.product_category,
-            instruction_text=product.instruction + (" with " + option_text if option_text else "") + price_text(price_upper),
-            attributes=product.instruction_attributes,
-            price_upper=price_upper,
-            goal_options=goal_options,
-        )
+        instruction = product.instruction + (" with " + option_text if option_text else "") + price_text(price_upper)
+        return _goal(product, instruction, product.instruction_attributes, price_upper, goal_options)
 
 
 class HumanGoals(Sequence):
@@ -168,17 +158,12 @@ class HumanGoals(Sequence):
             raise ValueError("no product has a human instruction with attributes, so there are no goals")
         uppers = draw_price_upper(np.asarray([p.price for p, _ in records]), np.random.default_rng([seed, 233]))
         self._goals = [
-            Goal(
-                asin=product.asin,
-                category=product.category,
-                query=product.query,
-                name=product.title,
-                name_nouns=product.title_nouns,
-                product_category=product.product_category,
-                instruction_text=record["instruction"].strip(".") + price_text(float(upper)),
-                attributes=tuple(record["instruction_attributes"]),
-                price_upper=float(upper),
-                goal_options=tuple(record.get("instruction_options") or ()),
+            _goal(
+                product,
+                record["instruction"].strip(".") + price_text(float(upper)),
+                tuple(record["instruction_attributes"]),
+                float(upper),
+                tuple(record.get("instruction_options") or ()),
             )
             for (product, record), upper in zip(records, uppers)
         ]
@@ -193,6 +178,22 @@ class HumanGoals(Sequence):
 
 
 # ---------------------------------------------------------------------------------------------------
+
+
+def _goal(product: Product, instruction_text: str, attributes, price_upper: float, goal_options) -> Goal:
+    """A goal for ``product``: what the reward compares against comes from the product itself."""
+    return Goal(
+        asin=product.asin,
+        category=product.category,
+        query=product.query,
+        name=product.title,
+        name_nouns=product.title_nouns,
+        product_category=product.product_category,
+        instruction_text=instruction_text,
+        attributes=attributes,
+        price_upper=price_upper,
+        goal_options=goal_options,
+    )
 
 
 def _attribute_weights(attributes: list[tuple[str, ...]], goal_counts: np.ndarray) -> np.ndarray:
