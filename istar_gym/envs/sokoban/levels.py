@@ -264,6 +264,8 @@ def _reverse_play(solved: Level, rng: np.random.Generator, budget: int) -> Level
     Box sets are int bitmasks here: this loop is the whole cost of generating a level."""
     width = solved.width
     walls = sum(1 << cell for cell in solved.walls)
+    target_mask = sum(1 << cell for cell in solved.targets)
+    nearest = _nearest_target_distances(solved)
     start = (solved.player, sum(1 << box for box in solved.boxes))
     seen = {start}
     queue = deque([start])
@@ -287,7 +289,7 @@ def _reverse_play(solved: Level, rng: np.random.Generator, budget: int) -> Level
                 if pulled not in seen:
                     seen.add(pulled)
                     queue.append(pulled)
-                    score = _displacement_score(solved, pulled[1])
+                    score = _displacement_score(pulled[1], target_mask, nearest)
                     if score > best_score:
                         best, best_score = pulled, score
     if best is None:
@@ -311,22 +313,27 @@ def _wander(player: int, blocked: frozenset[int], steps: tuple[int, ...], rng: n
     return player
 
 
-def _displacement_score(solved: Level, boxes: int) -> float:
+def _displacement_score(boxes: int, target_mask: int, nearest: list[int]) -> float:
     """0 while any box (a bitmask) sits on a target, else the summed Manhattan distance of each
-    box to its nearest target (gym-sokoban scores by the same idea, with box identities)."""
-    width = solved.width
-    targets = [divmod(t, width) for t in solved.targets]
+    box to its nearest target (``nearest``, per cell; gym-sokoban scores by the same idea, with box
+    identities)."""
+    if boxes & target_mask:
+        return 0.0
     total = 0
-    cell = 0
     while boxes:
-        if boxes & 1:
-            if cell in solved.targets:
-                return 0.0
-            br, bc = divmod(cell, width)
-            total += min(abs(br - tr) + abs(bc - tc) for tr, tc in targets)
-        boxes >>= 1
-        cell += 1
+        low = boxes & -boxes
+        total += nearest[low.bit_length() - 1]
+        boxes ^= low
     return float(total)
+
+
+def _nearest_target_distances(level: Level) -> list[int]:
+    """Manhattan distance from every cell to its nearest target."""
+    targets = [divmod(t, level.width) for t in level.targets]
+    return [
+        min(abs(r - tr) + abs(c - tc) for tr, tc in targets)
+        for r, c in (divmod(cell, level.width) for cell in range(level.height * level.width))
+    ]
 
 
 def _check_enclosed(level: Level, source: str) -> None:
