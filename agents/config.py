@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 
 import istar_gym  # noqa: F401  (registers the istar/... ids)
+from istar_gym.credit import STEP_NORMALISATIONS
 
 __all__ = ["PRESETS", "TrainConfig", "parse_config"]
 
@@ -55,6 +56,11 @@ class TrainConfig:
     prm_accuracy_gate: float = _doc(
         "Use the step advantage only when the PRM's pair accuracy on the batch is at least this (0: always, paper).",
         default=0.0,
+    )
+    step_normalisation: str = _doc(
+        "How step rewards become A_S: group (z-score over the group's steps, paper), batch, trajectory "
+        "(z-score within each episode) or none (raw beta * log-ratio).",
+        default="group",
     )
     outcome: str = _doc("Episode outcome for A_E: return (sum of env rewards, paper) or success (0/1).", default="return")
 
@@ -173,6 +179,8 @@ class TrainConfig:
             raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):
             raise ValueError(f"loss_aggregation={self.loss_aggregation!r}: expected 'turn_mean' or 'trajectory_mean'")
+        if self.step_normalisation not in STEP_NORMALISATIONS:
+            raise ValueError(f"step_normalisation={self.step_normalisation!r}: expected one of {', '.join(STEP_NORMALISATIONS)}")
         if self.outcome not in ("return", "success"):
             raise ValueError(f"outcome={self.outcome!r}: expected 'return' or 'success'")
         if self.vector_mode not in ("sync", "async"):

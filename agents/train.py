@@ -46,7 +46,7 @@ import torch
 from agents.config import TrainConfig, parse_config
 from agents.credit_metrics import SokobanOracle, credit_assignment_metrics
 from agents.rollout import ContextBuilder, Rollouts, collect_rollouts, context_builder, group_seeds, make_vector_env
-from istar_gym.credit import step_advantages, turn_advantages
+from istar_gym.credit import normalised_step_advantages, turn_advantages
 from istar_gym.prm import ImplicitPRM, action_logprobs
 
 __all__ = ["TrainingDiverged", "evaluate", "load_policy", "main", "ppo_clip_loss", "train"]
@@ -222,12 +222,16 @@ def train_iteration(
     advantages = turn_advantages(
         torch.as_tensor(outcomes, dtype=torch.float32), torch.as_tensor(rollouts.group), episode_of_turn,
         estimator=config.algo, step_rewards=step_rewards if use_step_rewards else None, alpha=config.alpha,
+        step_normalisation=config.step_normalisation,
     )
     # The paper's code also charges each rejected action in its own row (apply_invalid_action_penalty).
     invalid = torch.tensor([not t.action_is_valid for t in rollouts.turns], dtype=torch.float32)
     advantages = advantages - config.invalid_action_penalty * invalid
     if oracle is not None:
-        metrics.update(_credit_metrics(rollouts, advantages, step_rewards, group_of_turn, oracle))
+        step_channel = None
+        if step_rewards is not None:
+            step_channel = normalised_step_advantages(step_rewards, rollouts.group, episode_of_turn, config.step_normalisation)
+        metrics.update(_credit_metrics(rollouts, advantages, step_rewards, step_channel, group_of_turn, oracle))
 
     # 5. PPO-clip update; 6. theta_old <- theta is implicit: the next rollout uses this policy.
     update_started = time.perf_counter()
@@ -376,7 +380,7 @@ def _turns_by_episode(rollouts: Rollouts) -> list[list[int]]:
     return order
 
 
-def _credit_metrics(rollouts, advantages, step_rewards, group_of_turn, oracle) -> dict[str, float]:
+def _credit_metrics(rollouts, advantages, step_rewards, step_channel, group_of_turn, oracle) -> dict[str, float]:
     """Credit-assignment accuracy (`agents.credit_metrics`) of the turn advantage and, with iStar,
     of the step reward and step advantage alone."""
     boards = [t.board_text for t in rollouts.turns]
@@ -385,7 +389,7 @@ def _credit_metrics(rollouts, advantages, step_rewards, group_of_turn, oracle) -
     metrics = credit_assignment_metrics(boards, actions, groups, advantages.tolist(), advantages.tolist(), oracle)
     if step_rewards is not None:
         step = credit_assignment_metrics(
-            boards, actions, groups, step_rewards.tolist(), step_advantages(step_rewards, group_of_turn).tolist(), oracle
+            boards, actions, groups, step_rewards.tolist(), step_channel.tolist(), oracle
         )
         metrics.update({name.replace("credit_", "credit_step_"): value for name, value in step.items()})
     return metrics

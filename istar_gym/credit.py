@@ -7,7 +7,10 @@ step-reward advantage (paper, Eqs. 3-5):
     A(a_t^i) = A_E(tau_i) + alpha * A_S(a_t^i),
     A_S(a_t^i) = (r(a_t^i) - mean(R_s)) / std(R_s),   R_s = all step rewards of all trajectories of the group,
 
-with alpha = 1 in the paper. Standard deviations are the unbiased (n - 1) estimate, as in verl and
+with alpha = 1 in the paper. ``step_normalisation`` offers alternatives to the group z-score:
+``"batch"`` (z-score over every step of the batch), ``"trajectory"`` (z-score within each episode, so
+A_S only moves credit between the turns of one episode and never changes its total) and ``"none"``
+(the raw step reward, so beta sets its scale). Standard deviations are the unbiased (n - 1) estimate, as in verl and
 TRL; a group of a single value, or of equal values, has no spread, so its rows get advantage 0
 (never 0/0). All functions are
 pure: 1-D float tensors in, a new tensor out.
@@ -20,7 +23,9 @@ from typing import Literal
 import torch
 
 __all__ = [
+    "STEP_NORMALISATIONS",
     "grpo_advantages",
+    "normalised_step_advantages",
     "reinforce_pp_advantages",
     "rloo_advantages",
     "step_advantages",
@@ -28,6 +33,8 @@ __all__ = [
 ]
 
 Estimator = Literal["rloo", "grpo", "reinforce_pp"]
+StepNormalisation = Literal["group", "batch", "trajectory", "none"]
+STEP_NORMALISATIONS = ("group", "batch", "trajectory", "none")
 
 
 def rloo_advantages(returns: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
@@ -80,6 +87,7 @@ def turn_advantages(
     step_rewards: torch.Tensor | None = None,
     alpha: float = 1.0,
     eps: float = 1e-6,
+    step_normalisation: StepNormalisation = "group",
 ) -> torch.Tensor:
     """Advantage of every turn row: ``A_E`` of its trajectory, plus ``alpha * A_S`` with step rewards.
 
@@ -90,6 +98,8 @@ def turn_advantages(
         estimator: the episode advantage: ``"rloo"``, ``"grpo"`` or ``"reinforce_pp"``.
         step_rewards: ``[M]`` implicit step reward of each row, or ``None`` for plain ``A_E``.
         alpha: weight of the step channel (paper: 1).
+        step_normalisation: how step rewards become A_S: ``"group"`` (paper), ``"batch"``,
+            ``"trajectory"`` or ``"none"`` (module docstring).
     """
     returns, group_ids = _check_pair(returns, group_ids, "returns", "turn_advantages")
     turn_trajectory = torch.as_tensor(turn_trajectory)
@@ -103,6 +113,8 @@ def turn_advantages(
             f"turn_advantages: turn_trajectory holds indices in [{turn_trajectory.min().item()}, {turn_trajectory.max().item()}] "
             f"but there are {returns.numel()} trajectories; each row needs the index of its trajectory"
         )
+    if step_normalisation not in STEP_NORMALISATIONS:
+        raise ValueError(f"turn_advantages: step_normalisation={step_normalisation!r}; expected one of {list(STEP_NORMALISATIONS)}")
     estimators = {"rloo": rloo_advantages, "grpo": grpo_advantages, "reinforce_pp": reinforce_pp_advantages}
     if estimator not in estimators:
         raise ValueError(f"turn_advantages: estimator={estimator!r}; expected one of {sorted(estimators)}")
@@ -110,7 +122,27 @@ def turn_advantages(
     if step_rewards is None:
         return episode
     step_rewards, _ = _check_pair(step_rewards, turn_trajectory, "step_rewards", "turn_advantages")
-    return episode + alpha * step_advantages(step_rewards, group_ids[turn_trajectory], eps)
+    return episode + alpha * normalised_step_advantages(step_rewards, group_ids, turn_trajectory, step_normalisation, eps)
+
+
+def normalised_step_advantages(
+    step_rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    turn_trajectory: torch.Tensor,
+    step_normalisation: StepNormalisation = "group",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """A_S of every turn row under one of `STEP_NORMALISATIONS` (``group_ids`` per trajectory,
+    ``turn_trajectory`` per row, as in `turn_advantages`)."""
+    step_rewards = torch.as_tensor(step_rewards)
+    if step_normalisation == "none":
+        return step_rewards.float()
+    pools = {
+        "group": lambda: torch.as_tensor(group_ids)[turn_trajectory],
+        "trajectory": lambda: torch.as_tensor(turn_trajectory),
+        "batch": lambda: torch.zeros(step_rewards.shape, dtype=torch.long),
+    }
+    return step_advantages(step_rewards, pools[step_normalisation](), eps)
 
 
 def _check_pair(values, group_ids, name: str, caller: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ import torch
 
 from istar_gym.credit import (
     grpo_advantages,
+    normalised_step_advantages,
     reinforce_pp_advantages,
     rloo_advantages,
     step_advantages,
@@ -111,3 +112,32 @@ def test_unknown_estimator_is_rejected():
 def test_step_rewards_that_differ_only_by_float_noise_give_zero_advantage():
     noise = torch.tensor([1e-9, -2e-9, 0.0, 3e-9])
     assert torch.equal(step_advantages(noise, torch.zeros(4, dtype=torch.long)), torch.zeros(4))
+
+
+# Step-advantage normalisation variants: two groups, trajectories 0-1 in group 0, 2 in group 1.
+_REWARDS = torch.tensor([0.3, 0.1, -0.1, 0.5, 0.7])
+_GROUPS = torch.tensor([0, 0, 1])
+_ROWS = torch.tensor([0, 0, 1, 2, 2])
+
+
+def test_trajectory_normalisation_z_scores_within_each_episode_so_its_total_is_unchanged():
+    a = 1 / math.sqrt(2)  # [0.3, 0.1]: mean 0.2, unbiased std 0.1414
+    result = normalised_step_advantages(_REWARDS, _GROUPS, _ROWS, "trajectory", eps=0.0)
+    close(result, [a, -a, 0.0, -a, a])  # the one-turn episode has no spread: 0
+
+
+def test_batch_normalisation_z_scores_over_every_step():
+    expected = (_REWARDS - _REWARDS.mean()) / _REWARDS.std()
+    close(normalised_step_advantages(_REWARDS, _GROUPS, _ROWS, "batch", eps=0.0), expected.tolist())
+
+
+def test_no_normalisation_keeps_the_raw_step_reward_and_group_is_the_paper_default():
+    close(normalised_step_advantages(_REWARDS, _GROUPS, _ROWS, "none"), _REWARDS.tolist())
+    paper = turn_advantages(torch.tensor([1.0, 0.0, 0.0]), _GROUPS, _ROWS, "rloo", step_rewards=_REWARDS, eps=0.0)
+    expected = rloo_advantages(torch.tensor([1.0, 0.0, 0.0]), _GROUPS)[_ROWS] + step_advantages(_REWARDS, _GROUPS[_ROWS], eps=0.0)
+    close(paper, expected.tolist())
+
+
+def test_unknown_step_normalisation_is_rejected():
+    with pytest.raises(ValueError, match="step_normalisation='episode'"):
+        turn_advantages(torch.tensor([0.0, 1.0]), _GROUPS[:2], torch.tensor([0, 1]), step_rewards=torch.zeros(2), step_normalisation="episode")

@@ -39,6 +39,7 @@ def test_env_kwargs_are_read_as_json():
         ({"algo": "ppo"}, "algo='ppo'"),
         ({"beta": 0.0}, "beta=0.0"),
         ({"clip_eps": 1.5}, "clip_eps=1.5"),
+        ({"step_normalisation": "episode"}, "step_normalisation=.episode."),
         ({"model": "tiny", "env_id": "istar/WebShop-v0"}, "Sokoban boards only"),
     ],
 )
