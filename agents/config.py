@@ -66,18 +66,22 @@ class TrainConfig:
 
     # --- model ---
     model: str = _doc("tiny (CPU preset, SFT warm-started), default (SmolLM2-135M-Instruct) or a local path.", default="default")
-    device: str = _doc("cpu or cuda (cuda:1, ...).", default="cpu")
+    device: str = _doc("cpu or cuda (cuda:1, ...); under torchrun, cuda means each process's own GPU.", default="cpu")
     max_new_tokens: int = _doc("Generated tokens per turn (paper: 512).", default=512)
     temperature: float = _doc("Sampling temperature of training rollouts (paper: 1.0).", default=1.0)
     rollout_backend: str = _doc(
-        "policy (sample from the trained model here, keeping token ids and log-probs) or hf "
-        "(generate text through istar_gym.llm.HFBackend around the same model; needs recompute_old_logprobs).",
+        "policy (sample from the trained model here, keeping token ids and log-probs), hf "
+        "(generate text through istar_gym.llm.HFBackend around the same model) or vllm (a vLLM engine on the "
+        "GPU, sent the policy's weights before every rollout); hf and vllm need recompute_old_logprobs.",
         default="policy",
+    )
+    vllm_gpu_memory_utilization: float = _doc(
+        "Share of the GPU's memory the vLLM rollout engine may take (the rest is the trainer's).", default=0.3
     )
     history_window: int = _doc("Earlier (observation, action) pairs in the chat prompt (paper: 2).", default=2)
 
     # --- rollouts ---
-    groups: int = _doc("Tasks per iteration (paper Sokoban: 32, WebShop: 16).", default=32)
+    groups: int = _doc("Tasks per iteration, over all processes of a torchrun (paper Sokoban: 32, WebShop: 16).", default=32)
     group_size: int = _doc("Rollouts per task, G (paper: 8).", default=8)
     max_turns: int | None = _doc("Turns per episode; None = paper value for the env (Sokoban 15, WebShop 10).", default=None)
     vector_mode: str = _doc("Vector env mode: sync or async (subprocesses).", default="sync")
@@ -167,8 +171,14 @@ class TrainConfig:
         for name, ok, fix in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {fix}")
-        if self.rollout_backend not in ("policy", "hf"):
-            raise ValueError(f"rollout_backend={self.rollout_backend!r}: expected 'policy' or 'hf'")
+        if self.rollout_backend not in ("policy", "hf", "vllm"):
+            raise ValueError(f"rollout_backend={self.rollout_backend!r}: expected 'policy', 'hf' or 'vllm'")
+        if self.rollout_backend == "vllm" and not self.device.startswith("cuda"):
+            raise ValueError(f"rollout_backend='vllm' with device={self.device!r}: vLLM runs on CUDA GPUs; pass --device cuda")
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise ValueError(
+                f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization!r}: use a share of GPU memory in (0, 1)"
+            )
         if self.rollout_backend != "policy" and not self.recompute_old_logprobs:
             raise ValueError(
                 f"rollout_backend={self.rollout_backend!r} returns text without log-probs; keep --recompute-old-logprobs"

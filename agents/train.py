@@ -17,6 +17,10 @@ Every iteration appends a line to ``out/metrics.jsonl`` (and TensorBoard) and wr
 ``out/checkpoint.pt`` atomically; ``--resume`` continues a killed run from it with no lost iteration.
 A NaN/inf loss, gradient or logit stops the run with `TrainingDiverged`, naming that checkpoint.
 
+Under ``torchrun --nproc_per_node N -m agents.train ...`` (or ``accelerate launch``) the same loop
+runs data-parallel (`agents.distributed`): each process plays ``groups / N`` of the groups, DDP
+averages the policy and PRM gradients, and process 0 alone logs, checkpoints and evaluates.
+
 Logged per iteration: ``success``, ``episode_return`` (WebShop: the score), ``episode_length``,
 ``invalid_rate``, ``policy_loss``, ``policy_grad_norm``, ``clip_fraction``, ``approx_kl``, timings,
 ``env_steps_per_s`` and ``tokens_per_s`` (context + action tokens of all turns per second); with
@@ -27,7 +31,8 @@ the step reward alone; `agents.credit_metrics`); ``eval_*`` on held-out tasks ev
 Beyond the paper, behind flags (see `agents.config`): a frozen reference for the step reward
 (``--prm-reference initial``), several DPO steps per iteration, gating the step advantage on the PRM's
 pair accuracy, per-trajectory loss weighting, an env-step budget, and rollouts written by an
-`istar_gym.llm` backend instead of sampled here.
+`istar_gym.llm` backend instead of sampled here (``--rollout-backend vllm``: a vLLM engine that is
+sent the policy's weights before every rollout).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import torch
 
 from agents.config import TrainConfig, parse_config
 from agents.credit_metrics import SokobanOracle, credit_assignment_metrics
+from agents.distributed import World, init_world
 from agents.rollout import ContextBuilder, Rollouts, collect_rollouts, context_builder, group_seeds, make_vector_env
 from istar_gym.credit import normalised_step_advantages, turn_advantages
 from istar_gym.prm import ImplicitPRM, action_logprobs
@@ -68,19 +74,24 @@ def train(config: TrainConfig) -> list[dict]:
     if checkpoint_path.exists() and not config.resume:
         raise FileExistsError(f"{out} already holds a run ({checkpoint_path}); pass --resume to continue it or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
+    world = init_world(config)
     threads = torch.get_num_threads()
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     try:
-        return _train(config, out, checkpoint_path)
+        return _train(config, out, checkpoint_path, world)
     finally:
         torch.set_num_threads(threads)
+        world.close()
 
 
-def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
+def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) -> list[dict]:
+    # This process's share of the run (its groups, its GPU); checkpoints keep the run's settings.
+    run_config, config = config, world.shard(config)
     _seed_everything(config.seed)
 
-    policy, tokenizer = load_policy(config, out)
+    with world.main_first():  # the tiny preset's warm start is built once, by process 0
+        policy, tokenizer = load_policy(config, out)
     build_context = context_builder(policy, config.history_window)
     backend = None
     if config.rollout_backend == "hf":
@@ -88,6 +99,14 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
 
         # The backend wraps the very model being trained, so it always generates with theta_old.
         backend = HFBackend(policy, tokenizer, batch_size=config.groups * config.group_size)
+    elif config.rollout_backend == "vllm":
+        from istar_gym.llm.vllm import VLLMBackend
+
+        # An engine of its own, started from the policy's files; the loop pushes the policy's current
+        # weights into it before every rollout. Under torchrun each process runs its engine in-process
+        # on its own GPU (vLLM's "external_launcher" mode).
+        engine = {"distributed_executor_backend": "external_launcher"} if world.size > 1 else {}
+        backend = VLLMBackend(_policy_files(config, out), gpu_memory_utilization=config.vllm_gpu_memory_utilization, **engine)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.policy_lr, weight_decay=0.0)
     initial_policy = copy.deepcopy(policy).eval().requires_grad_(False) if config.kl_coef > 0 else None
     prm = None
@@ -98,22 +117,26 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
             copy.deepcopy(policy), tokenizer, reference="supplied" if config.prm_reference == "old" else "copy",
             beta=config.beta, lr=config.prm_lr, max_grad_norm=config.prm_max_grad_norm, batch_size=config.score_batch_size,
         )
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator(device=config.device).manual_seed(config.seed)
+        if world.size > 1:
+            prm.data_parallel = world.data_parallel(prm.model)
+    # Each process draws its own tasks and samples (seed + rank; a single process uses the seed).
+    rng = np.random.default_rng(config.seed + world.rank)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed + world.rank)
 
     start, env_steps = 0, 0
-    if config.resume and checkpoint_path.exists():
-        start, env_steps = _load_checkpoint(checkpoint_path, config, policy, optimizer, prm, rng, generator)
+    if world.broadcast(config.resume and checkpoint_path.exists()):
+        start, env_steps = _load_checkpoint(checkpoint_path, run_config, policy, optimizer, prm, rng, generator, world)
     else:
-        _save_checkpoint(checkpoint_path, config, 0, 0, policy, optimizer, prm, rng, generator)
-    log = _RunLog(out, start, config.tensorboard)
+        _save_checkpoint(checkpoint_path, run_config, 0, 0, policy, optimizer, prm, rng, generator, world)
+    log = _RunLog(out, start, config.tensorboard, enabled=world.is_main)
 
     envs = make_vector_env(config.env_id, config.groups * config.group_size, config.env_kwargs, config.vector_mode)
     eval_kwargs = {**config.env_kwargs, **config.eval_env_kwargs}
-    eval_envs = make_vector_env(config.env_id, config.eval_episodes, eval_kwargs, config.vector_mode) if config.eval_episodes else None
+    evaluating = config.eval_episodes and world.is_main
+    eval_envs = make_vector_env(config.env_id, config.eval_episodes, eval_kwargs, config.vector_mode) if evaluating else None
     oracle = SokobanOracle() if "Sokoban" in config.env_id else None
     history = []
-    progress = _progress_bar(config, start)
+    progress = _progress_bar(config, start, world.is_main)
     try:
         if start == 0 and eval_envs is not None:
             log.write(0, evaluate(policy, tokenizer, build_context, eval_envs, config))
@@ -121,9 +144,12 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
             if config.env_step_budget and env_steps >= config.env_step_budget:
                 break
             try:
-                metrics = train_iteration(
-                    config, policy, tokenizer, build_context, optimizer, prm, initial_policy, envs, rng, generator, oracle, backend
-                )
+                if config.rollout_backend == "vllm":
+                    backend.load_weights(policy.state_dict().items())  # theta_old <- theta in the engine
+                metrics = world.reduce_metrics(train_iteration(
+                    config, policy, tokenizer, build_context, optimizer, prm, initial_policy, envs, rng, generator, oracle, backend,
+                    world,
+                ))
             except FloatingPointError as error:
                 saved = torch.load(checkpoint_path, weights_only=False)["iteration"]
                 raise TrainingDiverged(
@@ -140,7 +166,7 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path) -> list[dict]:
             log.write(done, metrics)
             history.append({"iteration": done, **metrics})
             if done % config.checkpoint_every == 0 or last:
-                _save_checkpoint(checkpoint_path, config, done, env_steps, policy, optimizer, prm, rng, generator)
+                _save_checkpoint(checkpoint_path, run_config, done, env_steps, policy, optimizer, prm, rng, generator, world)
             progress.update(1)
             progress.set_postfix(success=f"{metrics['success']:.2f}", refresh=False)
     finally:
@@ -165,8 +191,9 @@ def train_iteration(
     generator: torch.Generator,
     oracle: SokobanOracle | None,
     backend=None,
+    world: World | None = None,
 ) -> dict[str, float]:
-    """Steps 1-6 of the module docstring; returns the iteration's metrics."""
+    """Steps 1-6 of the module docstring; returns this process's metrics of the iteration."""
     started = time.perf_counter()
     # 1. Rollouts, G copies of each task.
     seeds = group_seeds(rng, config.groups, config.group_size)
@@ -238,7 +265,7 @@ def train_iteration(
     metrics.update(
         _policy_update(
             config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages,
-            _row_weights(config, rollouts, episode_of_turn), rng,
+            _row_weights(config, rollouts, episode_of_turn), rng, world or World(),
         )
     )
     update_time = time.perf_counter() - update_started
@@ -320,15 +347,22 @@ def load_policy(config: TrainConfig, out: Path):
 # --- private helpers -------------------------------------------------------------------------
 
 
-def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages, row_weights, rng) -> dict[str, float]:
+def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages, row_weights, rng, world) -> dict[str, float]:
+    trainable = world.data_parallel(policy)  # DDP averages each step's gradients over processes
     policy.train()
     totals: dict[str, list[float]] = {"policy_loss": [], "policy_grad_norm": [], "clip_fraction": [], "approx_kl": [], "kl": []}
+    # Every process takes as many optimizer steps as the one with the most turns; one that has run
+    # out of rows joins the remaining steps with a zero-weight pass (a zero gradient in the average).
+    steps = world.max(-(-len(turns) // config.minibatch_size))
     for _ in range(config.ppo_epochs):
         order = rng.permutation(len(turns))
-        for start in range(0, len(turns), config.minibatch_size):
-            rows = order[start : start + config.minibatch_size].tolist()
+        for step in range(steps):
+            rows = order[step * config.minibatch_size : (step + 1) * config.minibatch_size].tolist()
+            joining = not rows
+            if joining:
+                rows = order[:1].tolist()
             batch = [turns[i] for i in rows]
-            logprobs = _logprobs(policy, batch, tokenizer, len(batch))
+            logprobs = _logprobs(trainable, batch, tokenizer, len(batch))
             device = logprobs.device
             loss, stats = ppo_clip_loss(
                 logprobs, old_logprobs[rows].to(device), advantages[rows].to(device), config.clip_eps,
@@ -341,16 +375,19 @@ def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, 
                 log_ratio = reference - logprobs
                 kl = (torch.exp(log_ratio) - log_ratio - 1.0).mean()
                 loss = loss + config.kl_coef * kl
-                totals["kl"].append(kl.item())
+                if not joining:
+                    totals["kl"].append(kl.item())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the policy loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * 0.0 if joining else loss).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 optimizer.zero_grad(set_to_none=True)
                 raise FloatingPointError(f"the policy gradient norm is {grad_norm.item()}")
             optimizer.step()
+            if joining:
+                continue
             totals["policy_loss"].append(loss.item())
             totals["policy_grad_norm"].append(grad_norm.item())
             totals["clip_fraction"].append(stats["clip_fraction"])
@@ -401,19 +438,24 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer, prm, rng, generator) -> None:
-    """Everything a resumed run needs, written beside the target and renamed over it (atomic)."""
+def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer, prm, rng, generator, world: World) -> None:
+    """Everything a resumed run needs, written beside the target and renamed over it (atomic).
+    Several processes: process 0 writes it, with every process's random streams."""
+    randomness = _random_state(rng, generator)
+    every_process = world.all_gather(randomness)
+    if not world.is_main:
+        return
     state = {
         "iteration": iteration,
         "env_steps": env_steps,
+        "world_size": world.size,
         "config": config.to_dict(),
         "policy": policy.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "numpy_rng": rng.bit_generator.state,
-        "torch_generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": random.getstate(),
+        **randomness,
     }
+    if world.size > 1:
+        state["process_random_states"] = every_process
     if prm is not None:
         state["prm"] = {"model": prm.model.state_dict(), "optimizer": prm.optimizer.state_dict(), "version": prm.version}
     staging = path.with_name(path.name + ".tmp")
@@ -428,8 +470,14 @@ def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer
 _RESUMABLE = {"iterations", "resume", "progress", "tensorboard", "eval_every", "eval_episodes", "checkpoint_every", "device", "torch_threads"}
 
 
-def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator) -> tuple[int, int]:
-    state = torch.load(path, map_location=config.device, weights_only=False)
+def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator, world: World) -> tuple[int, int]:
+    state = torch.load(path, map_location=next(policy.parameters()).device, weights_only=False)
+    processes = state.get("world_size", 1)
+    if processes != world.size:
+        raise ValueError(
+            f"--resume: {path} was written by a run of {processes} process(es), this one has {world.size}; resume with "
+            f"the same number ({'torchrun --nproc_per_node ' + str(processes) if processes > 1 else 'no launcher'})"
+        )
     saved = state["config"]
     changed = {k: (saved[k], v) for k, v in config.to_dict().items() if k not in _RESUMABLE and saved.get(k) != v}
     if changed:
@@ -443,18 +491,41 @@ def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator)
         prm.model.load_state_dict(state["prm"]["model"])
         prm.optimizer.load_state_dict(state["prm"]["optimizer"])
         prm.version = state["prm"]["version"]
-    rng.bit_generator.state = state["numpy_rng"]
-    generator.set_state(state["torch_generator"].cpu())
-    torch.set_rng_state(state["torch_rng"].cpu())
-    random.setstate(state["python_rng"])
+    randomness = state["process_random_states"][world.rank] if world.size > 1 else state
+    rng.bit_generator.state = randomness["numpy_rng"]
+    generator.set_state(randomness["torch_generator"].cpu())
+    torch.set_rng_state(randomness["torch_rng"].cpu())
+    random.setstate(randomness["python_rng"])
     return int(state["iteration"]), int(state["env_steps"])
+
+
+def _random_state(rng, generator) -> dict:
+    return {
+        "numpy_rng": rng.bit_generator.state,
+        "torch_generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+    }
+
+
+def _policy_files(config: TrainConfig, out: Path) -> str | None:
+    """Where `load_policy` reads the starting policy from (``None``: the default model), for
+    engines that load it themselves."""
+    if config.model == "tiny":
+        return str(out / "initial_policy")
+    return None if config.model == "default" else config.model
 
 
 class _RunLog:
     """metrics.jsonl (one JSON object per iteration) plus optional TensorBoard scalars. On resume,
-    lines written after the checkpoint's iteration are dropped, so no iteration appears twice."""
+    lines written after the checkpoint's iteration are dropped, so no iteration appears twice.
+    Disabled (writes nothing) on all but process 0 of a multi-process run."""
 
-    def __init__(self, out: Path, start: int, tensorboard: bool):
+    def __init__(self, out: Path, start: int, tensorboard: bool, enabled: bool = True):
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
         self.path = out / "metrics.jsonl"
         kept = []
         if self.path.exists():
@@ -462,7 +533,6 @@ class _RunLog:
         if start == 0:
             kept = []
         self.path.write_text("".join(line + "\n" for line in kept))
-        self.writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -471,6 +541,8 @@ class _RunLog:
             self.writer = SummaryWriter(str(out / "tb"), purge_step=start + 1)
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         record = {"iteration": iteration, **{k: (None if not np.isfinite(v) else v) for k, v in metrics.items()}}
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -484,10 +556,11 @@ class _RunLog:
             self.writer.close()
 
 
-def _progress_bar(config: TrainConfig, start: int):
+def _progress_bar(config: TrainConfig, start: int, shown: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=config.iterations, initial=start, desc=f"{config.algo}{'+istar' if config.istar else ''}", disable=not config.progress, file=sys.stderr)
+    description = f"{config.algo}{'+istar' if config.istar else ''}"
+    return tqdm(total=config.iterations, initial=start, desc=description, disable=not (config.progress and shown), file=sys.stderr)
 
 
 if __name__ == "__main__":

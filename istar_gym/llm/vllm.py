@@ -2,18 +2,28 @@
 
 Prompts are tokenised here with `istar_gym.llm.hf.encode_prompt` and handed to vLLM as token ids,
 so generation and scoring see exactly the tokens `HFBackend` and the PRM would.
+
+A trainer that samples its rollouts here sends the policy's new weights after every update with
+`VLLMBackend.load_weights`: vLLM's documented route for RL, a worker extension
+(``worker_extension_cls``) whose method, called on every worker through ``LLM.collective_rpc``,
+hands the tensors to the model's own ``load_weights`` (vLLM >= 0.8.2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import torch
 
 from istar_gym.llm.base import Prompt, check_batch, truncate_at_stop
 from istar_gym.llm.default import LLMBackendError, default_model_dir
 from istar_gym.llm.hf import encode_prompt, tokenize_context_completion
 
-__all__ = ["VLLMBackend"]
+__all__ = ["VLLMBackend", "WeightLoadingExtension"]
+
+_EXTENSION = "istar_gym.llm.vllm.WeightLoadingExtension"
 
 
 class VLLMBackend:
@@ -44,6 +54,11 @@ class VLLMBackend:
                 "on a machine with a CUDA GPU, or use HFBackend"
             ) from error
         source = str(default_model_dir() if model is None else model)
+        # Weight loading needs our worker extension; vllm < 0.8.2 has no extensions, and a caller's own
+        # extension replaces ours.
+        if "worker_extension_cls" in {f.name for f in dataclasses.fields(vllm.EngineArgs)}:
+            engine_kwargs.setdefault("worker_extension_cls", _EXTENSION)
+        self._loads_weights = engine_kwargs.get("worker_extension_cls") == _EXTENSION
         try:
             self.engine = vllm.LLM(
                 model=source, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs
@@ -52,6 +67,22 @@ class VLLMBackend:
             raise LLMBackendError(f"vLLM backend: cannot start an engine for {source!r}: {error}") from error
         self.tokenizer = self.engine.get_tokenizer()
         self._vllm = vllm
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Replace the engine's weights in place with ``(name, tensor)`` pairs named as in the
+        transformers model (e.g. ``policy.state_dict().items()``); later calls generate with them.
+
+        The cached prefixes (KV computed with the old weights) are dropped.
+        """
+        if not self._loads_weights:
+            raise LLMBackendError(
+                f"vLLM backend: cannot load weights into this engine: it needs vllm >= 0.8.2 (worker extensions and "
+                f"LLM.collective_rpc; installed: {getattr(self._vllm, '__version__', 'unknown')}) started with "
+                f"worker_extension_cls={_EXTENSION!r} (the default); upgrade vllm or drop your own worker_extension_cls"
+            )
+        named = [(name, tensor.detach().to("cpu")) for name, tensor in weights]
+        self.engine.collective_rpc("istar_load_weights", args=(named,))
+        self.engine.reset_prefix_cache()
 
     def generate(
         self,
@@ -89,3 +120,11 @@ class VLLMBackend:
             # prompt_logprobs[i] maps token ids (at least the actual one) to Logprob objects.
             results.append([output.prompt_logprobs[i][token].logprob for i, token in zip(positions, completion)])
         return results
+
+
+class WeightLoadingExtension:
+    """Mixed into every vLLM worker (``worker_extension_cls``): receives new weights in place."""
+
+    def istar_load_weights(self, weights: list[tuple[str, torch.Tensor]]) -> None:
+        # The model's own loader maps checkpoint names (and fused or tied layers) onto its parameters.
+        self.model_runner.model.load_weights(weights=weights)

@@ -20,6 +20,7 @@ Where the public reference code departs from the paper, this follows the paper, 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -50,11 +51,13 @@ class DPOUpdate:
     loss: float
     """Mean DPO loss over the pairs, before the step (ln 2 means the PRM does not separate them)."""
     pairs: int
-    """Number of (preferred, rejected) pairs; 0 means no optimizer step was taken."""
+    """Number of (preferred, rejected) pairs; 0 means no optimizer step was taken (data-parallel:
+    no pair in any process)."""
     accuracy: float
     """Fraction of pairs with S(tau+) > S(tau-) before the step (NaN when there are no pairs)."""
     grad_norm: float
-    """Total gradient norm of pi_phi before clipping; 0 only when there were no pairs."""
+    """Total gradient norm of pi_phi before clipping (data-parallel: of the averaged gradient); 0
+    only when no step was taken."""
     step_rewards: list[torch.Tensor]
     """Per trajectory, the step rewards of its turns under the PRM *before* this step (Alg. 1)."""
 
@@ -76,6 +79,10 @@ class ImplicitPRM:
         batch_size: turns per forward pass in batched scoring and in the update.
         max_length: token window per turn (default: the model's ``max_position_embeddings``); see
             `istar_gym.prm.truncate_turn` for the truncation rule.
+
+    Data-parallel training: set ``prm.data_parallel`` to a `DistributedDataParallel` around
+    ``prm.model``; every process then calls `update` with its own whole groups (pairs never cross
+    processes), and the DPO gradients are averaged over processes before the one shared step.
 
     Example:
         >>> prm = ImplicitPRM.from_pretrained()                     # SmolLM2-135M-Instruct, frozen copy
@@ -111,6 +118,7 @@ class ImplicitPRM:
         self.reference_model = _make_reference(model, tokenizer, reference, reference_tokenizer)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
         self.version = 0  # optimizer steps taken; incremental scorers drop their caches when it moves
+        self.data_parallel: torch.nn.Module | None = None  # a DDP wrapper of self.model, or None
 
     @classmethod
     def from_pretrained(
@@ -215,21 +223,27 @@ class ImplicitPRM:
         step_rewards = list(torch.split(self.beta * ratios, [len(trajectory) for trajectory in trajectories]))
 
         pairs = preference_pairs(group_ids, outcomes, threshold)
-        if not pairs:
+        if self._pairs_in_all_processes(len(pairs)) == 0:
             return DPOUpdate(loss=0.0, pairs=0, accuracy=float("nan"), grad_norm=0.0, step_rewards=step_rewards)
-        leaf = scores.clone().requires_grad_(True)
-        loss = dpo_loss(leaf, pairs, self.beta)
-        loss.backward()
-        accuracy = sum(float(scores[i] > scores[j]) for i, j in pairs) / len(pairs)
+        # Data-parallel, a process without pairs of its own still joins the shared step.
+        loss, accuracy, turn_weights = 0.0, float("nan"), torch.zeros(len(owner))
+        if pairs:
+            leaf = scores.clone().requires_grad_(True)
+            dpo = dpo_loss(leaf, pairs, self.beta)
+            dpo.backward()
+            loss, turn_weights = dpo.item(), leaf.grad[owner]
+            accuracy = sum(float(scores[i] > scores[j]) for i, j in pairs) / len(pairs)
 
-        turn_weights = leaf.grad[owner]
         self.optimizer.zero_grad(set_to_none=True)
         active = turn_weights.nonzero().flatten().tolist()
         encoded = [self.encode(turns[index]) for index in active]
-        for start in range(0, len(active), self.batch_size):
-            chunk = slice(start, start + self.batch_size)
-            logprobs = self._logprobs(self.model, encoded[chunk], "pi_phi")
-            (logprobs * turn_weights[active[chunk]].to(logprobs.device)).sum().backward()
+        trainable = self.model if self.data_parallel is None else self.data_parallel
+        with self.data_parallel.no_sync() if self.data_parallel is not None else contextlib.nullcontext():
+            for start in range(0, len(active), self.batch_size):
+                chunk = slice(start, start + self.batch_size)
+                logprobs = self._logprobs(trainable, encoded[chunk], "pi_phi")
+                (logprobs * turn_weights[active[chunk]].to(logprobs.device)).sum().backward()
+        self._average_gradients(turns)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         if not torch.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
@@ -240,11 +254,26 @@ class ImplicitPRM:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.version += 1
-        return DPOUpdate(
-            loss=loss.item(), pairs=len(pairs), accuracy=accuracy, grad_norm=grad_norm.item(), step_rewards=step_rewards
-        )
+        return DPOUpdate(loss=loss, pairs=len(pairs), accuracy=accuracy, grad_norm=grad_norm.item(), step_rewards=step_rewards)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _pairs_in_all_processes(self, pairs: int) -> int:
+        if self.data_parallel is None:
+            return pairs
+        total = torch.tensor([pairs], device=next(self.model.parameters()).device)
+        torch.distributed.all_reduce(total, group=self.data_parallel.process_group)
+        return int(total.item())
+
+    def _average_gradients(self, turns: Sequence[TurnLike]) -> None:
+        """DDP averages the gradients accumulated under ``no_sync`` in the next backward pass through
+        it: one zero-weight pass per update, so every process syncs once whatever its micro-batches."""
+        if self.data_parallel is None:
+            return
+        probe = next((encoded for encoded in map(self.encode, turns) if encoded[1]), None)
+        if probe is None:
+            raise ValueError("ImplicitPRM.update: every action of this batch is empty; there is no turn to score")
+        (self._logprobs(self.data_parallel, [probe], "pi_phi").sum() * 0.0).backward()
 
     def _logprobs(self, model, encoded, name: str) -> torch.Tensor:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
