@@ -1,0 +1,121 @@
+"""Shared machinery of the training comparisons: run many `agents.train` configs on the machine's
+cores, summarise each variant over its seeds, and plot held-out success curves.
+
+Each run is one process with one torch thread (the tiny preset is bound by per-operation overhead,
+so one thread per run and one run per core is the fastest use of a small CPU machine).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from agents.config import TrainConfig
+
+__all__ = ["istar_headline", "mean_of", "plot_success_curves", "summarise_variant", "train_many"]
+
+
+def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> list[list[dict]]:
+    """Train every config (in parallel, ``workers`` at a time; default one per core) and return
+    each run's ``metrics.jsonl`` records, in the order of ``configs``."""
+    workers = workers or max(1, min(len(configs), os.cpu_count() or 1))
+    if workers == 1:
+        return [_train_one(config) for config in configs]
+    # spawn: a forked worker can deadlock in torch's thread pool once the parent used torch.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_one, configs))
+
+
+def summarise_variant(name: str, seed_runs: list[list[dict]], step_channel: bool) -> dict:
+    """One table row: mean and std over seeds of final and best held-out success, the area under
+    the success curve (mean over evaluations), final episode length, and credit-assignment accuracy
+    (of the step reward alone when ``step_channel``, else of the whole advantage)."""
+    prefix = "credit_step_" if step_channel else "credit_"
+    columns: dict[str, list[float]] = {
+        key: [] for key in ("final_success", "best_success", "auc", "episode_length", "credit_gap", "credit_rank_accuracy")
+    }
+    for records in seed_runs:
+        curve = _series(records, "eval_success")
+        columns["final_success"].append(curve[-1])
+        columns["best_success"].append(max(curve))
+        columns["auc"].append(float(np.mean(curve)))
+        columns["episode_length"].append(_series(records, "eval_episode_length")[-1])
+        columns["credit_gap"].append(_mean(_series(records, prefix + "gap")))
+        columns["credit_rank_accuracy"].append(_mean(_series(records, prefix + "rank_accuracy")))
+    row: dict = {"variant": name, "seeds": len(seed_runs)}
+    for key, values in columns.items():
+        finite = [value for value in values if np.isfinite(value)]
+        row[f"{key}_mean"] = round(float(np.mean(finite)), 4) if finite else float("nan")
+        row[f"{key}_std"] = round(float(np.std(finite)), 4) if finite else float("nan")
+    return row
+
+
+def plot_success_curves(runs: dict[str, list[list[dict]]], path: Path, baselines: dict[str, float]) -> str:
+    """Mean +- std held-out success against training env steps, one line per variant (dashed with
+    iStar), horizontal lines for the baselines; written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, seed_runs in runs.items():
+        curves = [[(r.get("env_steps_total", 0.0), r["eval_success"]) for r in records if r.get("eval_success") is not None] for records in seed_runs]
+        length = min(len(curve) for curve in curves)
+        steps = np.array([point[0] for point in curves[0][:length]])
+        values = np.array([[point[1] for point in curve[:length]] for curve in curves])
+        mean, std = values.mean(0), values.std(0)
+        axis.plot(steps, mean, label=name, linestyle="--" if "istar" in name else "-")
+        axis.fill_between(steps, mean - std, mean + std, alpha=0.12)
+    for (label, value), colour in zip(baselines.items(), ("grey", "black", "brown")):
+        axis.axhline(value, color=colour, linewidth=0.8, linestyle=":", label=label)
+    axis.set_xlabel("training env steps")
+    axis.set_ylabel("held-out success")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
+
+
+def istar_headline(table: list[dict], measure: str, column: str) -> list[dict]:
+    """Summary rows of `benchmarks/run_all.py`: each iStar variant against its plain algorithm."""
+    rows = {row["variant"]: row for row in table}
+    headline = []
+    for name, row in rows.items():
+        if "istar" not in name:
+            continue
+        plain = rows[name.split("+")[0]]
+        ours, base = row[column], plain[column]
+        entry = {"measure": f"{measure}, {name}", "ours": ours, "baseline": plain["variant"], "baseline_value": base}
+        if base > 0:
+            entry["ratio"] = round(ours / base, 3)
+        headline.append(entry)
+    return headline
+
+
+def mean_of(records: list[dict], key: str) -> float:
+    """Mean of ``key`` over the records that logged it (NaN when none did)."""
+    return _mean(_series(records, key))
+
+
+def _train_one(config: TrainConfig) -> list[dict]:
+    from agents.train import train
+
+    train(config)
+    return [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def _series(records: list[dict], key: str) -> list[float]:
+    return [record[key] for record in records if record.get(key) is not None]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
