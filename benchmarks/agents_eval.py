@@ -6,6 +6,12 @@ default model is text-only) and WebShop, with episodes per minute, all through `
 Then the same prompts are generated in one batch and one at a time with the transformers backend:
 tokens/s of each and their ratio. Generation uses one intra-op thread, so the numbers are stable on
 a small CPU shared with other work (more threads than free cores slows generation many times over).
+
+The default model generates about 10-30 tokens/s per sequence on 2 CPU cores, so outside ``full``
+the ReAct part is cut to one batch of short episodes (`_SIZES`): it measures the agent's speed and
+how often the 135M model's replies hold a well-formed ``<action>`` (the invalid-action rate), not
+what a capable model would score. ``full`` plays 64 whole episodes with the paper's 512-token
+replies, on the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -26,17 +32,25 @@ _ENVS = {
 }
 
 
+# Per mode: scripted episodes per agent; ReAct episodes (played num_envs at once), steps per
+# episode (None: the env's own limit) and new tokens per reply; prompts and new tokens of the
+# batched-generation measurement. Default ReAct: 4 x 3 steps took about 2 CPU minutes here, where
+# 8 x 5 took 6 and whole 15-step episodes about 20.
+_SIZES = {
+    "quick": {"scripted": 20, "react": 2, "react_steps": 2, "react_tokens": 16, "prompts": 2, "prompt_tokens": 8},
+    "default": {"scripted": 100, "react": 4, "react_steps": 3, "react_tokens": 48, "prompts": 8, "prompt_tokens": 32},
+    "full": {"scripted": 500, "react": 64, "react_steps": None, "react_tokens": 512, "prompts": 32, "prompt_tokens": 128},
+}
+
+
 def run(quick: bool = False, full: bool = False) -> dict:
     from agents.evaluate import evaluate
     from istar_gym.llm import HFBackend
 
-    scripted_episodes = 20 if quick else 200 if full else 100
-    # The default model generates ~10-40 tokens/s per sequence on 2 CPU cores, so CPU runs keep the
-    # ReAct part to one batch of episodes cut short (full 15-step episodes took ~20 minutes here).
-    react_episodes = 2 if quick else 64 if full else 8
-    react_steps = 3 if quick else None if full else 5
+    sizes = _SIZES["quick" if quick else "full" if full else "default"]
+    scripted_episodes, react_episodes, react_steps = sizes["scripted"], sizes["react"], sizes["react_steps"]
     react_kwargs = {"max_episode_steps": react_steps} if react_steps else {}
-    max_new_tokens = 24 if quick else 256 if full else 48
+    max_new_tokens, num_prompts = sizes["react_tokens"], sizes["prompts"]
     device = "cuda" if full and torch.cuda.is_available() else "cpu"
     threads = torch.get_num_threads()
     if device == "cpu":
@@ -49,27 +63,41 @@ def run(quick: bool = False, full: bool = False) -> dict:
                 react = agent == "react"
                 summary = evaluate(
                     env_id, agent, episodes=react_episodes if react else scripted_episodes, seed=0,
-                    num_envs=8 if react else 4, env_kwargs={**env_kwargs, **(react_kwargs if react else {})},
+                    num_envs=min(react_episodes, 8) if react else 4, env_kwargs={**env_kwargs, **(react_kwargs if react else {})},
                     progress=False, **({"backend": backend, "max_new_tokens": max_new_tokens} if react else {}),
                 )
                 table.append(_row(short, agent, summary))
-        generation = _batching_speedup(backend, 4 if quick else 8, max_new_tokens)
+        generation = _batching_speedup(backend, num_prompts, sizes["prompt_tokens"])
     finally:
         torch.set_num_threads(threads)
     metrics = {f"{row['env']}/{row['agent']}/{key}": row[key]
                for row in table for key in ("success_rate", "score", "episodes_per_minute")}
     metrics.update({f"generation/{key}": value for key, value in generation.items()})
+    headline = [
+        {"measure": f"SmolLM2-135M generation, {num_prompts} prompts in one batch, tokens/s",
+         "ours": generation["batched_tokens_per_s"], "baseline": "one prompt at a time",
+         "baseline_value": generation["single_tokens_per_s"], "ratio": generation["batch_speedup"]},
+        {"measure": f"ReAct SmolLM2-135M success on Sokoban, {react_episodes} episodes",
+         "ours": metrics["Sokoban/react/success_rate"], "baseline": "random agent",
+         "baseline_value": metrics["Sokoban/random/success_rate"]},
+        {"measure": f"ReAct SmolLM2-135M score on WebShop, {react_episodes} episodes",
+         "ours": metrics["WebShop/react/score"], "baseline": "rule agent", "baseline_value": metrics["WebShop/rule/score"]},
+    ]
     return {
         "title": TITLE,
         "metrics": metrics,
         "table": table,
+        "headline": headline,
         "notes": (
             f"Test splits, seeds 0..N-1 (same tasks for every agent); scripted agents {scripted_episodes} "
             f"episodes, ReAct {react_episodes} (greedy, {max_new_tokens} new tokens, history window 2, "
-            f"8 envs per batch, SmolLM2-135M-Instruct on {device}"
-            f"{f', episodes cut to {react_steps} steps' if react_steps else ''}). Success is a Wilson 95% CI; score is the "
-            "mean episode return (WebShop: the purchase reward, 0-1). Generation: "
-            f"{4 if quick else 8} Sokoban prompts, {max_new_tokens} new tokens, one batch vs one at a time; "
+            f"{min(react_episodes, 8)} envs per batch, SmolLM2-135M-Instruct on {device}"
+            f"{f', episodes cut to {react_steps} steps' if react_steps else ''}). "
+            + ("" if full else "Cut for CPU time (the paper: whole episodes, 512-token replies; see --full): the "
+               "ReAct rows measure speed and the invalid-action rate, how often the 135M model's reply holds no "
+               "well-formed <action>. ")
+            + "Success is a Wilson 95% CI; score is the mean episode return (WebShop: the purchase reward, 0-1). Generation: "
+            f"{num_prompts} Sokoban prompts, {sizes['prompt_tokens']} new tokens, one batch vs one at a time; "
             "batch_speedup = batched tokens/s divided by one-at-a-time tokens/s."
         ),
         "plots": [_plot(table)],

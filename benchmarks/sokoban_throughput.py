@@ -4,6 +4,9 @@ Reset: time to produce a new level, solvable by construction in both packages (r
 Ours is timed twice: generation alone (``solver_budget=0``), and with the optimal solve that fills
 ``info["optimal_steps"]`` (the default), which the peer does not offer. Steps: env steps per
 second with image observations, random moves.
+
+Sizes: ``quick`` 5 resets per room and 500 steps, default 20 and 3000, ``full`` 200 and 30,000
+(tighter medians and a better look at the peer's slow tail; the paper's rooms are the 6x6 ones).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from benchmarks._peers import peer_python, run_peer
 
 PEER = "gym-sokoban"
 PEER_REQUIREMENTS = ["gym-sokoban==0.0.6"]
+_PEER_NAME = "gym-sokoban 0.0.6"
 ROOMS = [((6, 6), 1), ((10, 10), 3)]
 
 # Runs inside the peer's venv; prints one JSON line.
@@ -48,9 +52,9 @@ print(json.dumps(out))
 """
 
 
-def run(quick: bool = False) -> dict:
-    resets = 5 if quick else 20
-    steps = 500 if quick else 3000
+def run(quick: bool = False, full: bool = False) -> dict:
+    resets = 5 if quick else 200 if full else 20
+    steps = 500 if quick else 30_000 if full else 3000
     ours = _measure_ours(resets, steps)
     python = peer_python(PEER, PEER_REQUIREMENTS)
     peer = run_peer(python, _PEER_SCRIPT, {"rooms": ROOMS, "resets": resets, "steps": steps}) if python else None
@@ -88,7 +92,17 @@ def run(quick: bool = False) -> dict:
         f"{resets} resets per room, {steps} random steps; goals: reset 10x10/3 >= 100x and image steps >= 50x the peer."
         if peer else f"{PEER} could not be installed here; our numbers only."
     )
-    return {"title": "Sokoban throughput vs gym-sokoban", "metrics": metrics, "table": table, "notes": notes}
+    headline = [
+        {"measure": "Sokoban reset 10x10 / 3 boxes, median ms", "ours": metrics["reset_10x10_3_median_ms"]},
+        {"measure": "Sokoban steps/s with image observations", "ours": metrics["image_steps_per_s"]},
+    ]
+    if peer:
+        headline[0].update(baseline=_PEER_NAME, baseline_value=metrics["peer_reset_10x10_3_median_ms"],
+                           ratio=metrics["reset_10x10_3_speedup"])
+        headline[1].update(baseline=_PEER_NAME, baseline_value=metrics["peer_image_steps_per_s"],
+                           ratio=metrics["image_steps_speedup"])
+    return {"title": "Sokoban throughput vs gym-sokoban", "metrics": metrics, "table": table, "notes": notes,
+            "headline": headline}
 
 
 def _measure_ours(resets: int, steps: int) -> dict:

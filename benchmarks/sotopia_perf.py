@@ -9,7 +9,11 @@ round-robin turns and the rule-based terminator, 20-turn episodes. Goal: < 1 ms 
 
 Judge tokens: the SOTOPIA-EVAL prompt of each finished episode, counted with the default model's
 tokenizer (SmolLM2), for the built-in and the official data. Without ``quick``, the real SmolLM2
-judge also scores a few episodes on this CPU: generated tokens, seconds and parse rate.
+judge also scores episodes: generated tokens, seconds and parse rate.
+
+Sizes: ``quick`` 20 env episodes, 10 prompts counted, no judge; default 200, 50 and one judged
+episode (about a minute of CPU generation; the judge's cost per episode is what it measures);
+``full`` 1000, 200 and 10 judged episodes, the judge on the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,30 @@ import numpy as np
 from benchmarks._peers import peer_python, run_peer
 
 PEER = "sotopia"
-PEER_REQUIREMENTS = ["sotopia==0.1.4"]
+# sotopia 0.1.4 with every dependency pinned as resolved once: pip then installs without
+# resolving its loose dependencies (about 2 min here, where resolving them alone took about 5).
+PEER_REQUIREMENTS = [
+    "aact==0.0.10", "absl-py==2.5.1", "aiofiles==25.1.0", "aiohappyeyeballs==2.7.1", "aiohttp==3.14.5",
+    "aiosignal==1.4.0", "aiostream==0.8.1", "annotated-types==0.8.0", "anyio==4.16.0", "attrs==26.1.0",
+    "beartype==0.19.0", "certifi==2026.10.18", "cffi==2.1.1", "charset-normalizer==3.5.2", "click==8.1.8",
+    "cloudpickle==3.1.2", "croniter==7.0.0", "cryptography==50.0.2", "distro==1.9.0",
+    "eval_type_backport==0.2.2", "Farama-Notifications==0.0.6", "fastuuid==0.14.0", "filelock==3.32.7",
+    "frozenlist==1.8.0", "fsspec==2026.9.0", "gin-config==0.5.0", "gymnasium==1.4.0", "h11==0.16.0",
+    "hf-xet==1.8.0", "hiredis==3.5.0", "httpcore==1.0.9", "httpx==0.28.1", "huggingface_hub==1.13.0",
+    "idna==3.20", "importlib_metadata==10.2.0", "Jinja2==3.1.6", "jiter==0.19.0", "json_repair==0.35.0",
+    "jsonschema==4.26.0", "jsonschema-specifications==2025.9.1", "lazy-importer==0.1.0", "litellm==1.80.0",
+    "lxml==5.4.0", "markdown-it-py==4.3.0", "MarkupSafe==3.0.4", "mdurl==0.1.2", "more-itertools==10.8.0",
+    "multidict==7.2.1", "numpy==2.4.6", "openai==1.109.1", "packaging==26.3", "pettingzoo==1.24.3",
+    "pillow==10.4.0", "propcache==0.5.4", "pyarrow==26.0.1", "pycparser==3.12", "pydantic==2.14.3",
+    "pydantic_core==2.50.4", "Pygments==2.21.0", "PyJWT==2.15.1", "python-dateutil==4.0.0",
+    "python-dotenv==1.2.4", "python-ulid==1.1.0", "PyYAML==6.0.3", "redis==5.3.1", "redis-om==0.3.5",
+    "referencing==0.37.0", "regex==2026.11.15", "requests==2.34.2", "rich==13.9.4", "rpds-py==2026.9.1",
+    "rq==3.0.0", "shellingham==1.5.4", "sniffio==1.3.1", "sotopia==0.1.4", "tabulate==0.9.0",
+    "tiktoken==0.14.0", "together==1.3.14", "tokenizers==0.23.3", "tqdm==4.70.1", "typer==0.15.4",
+    "types-cffi==2.1.0.20260827", "types-pyOpenSSL==24.1.0.20240722", "types-redis==4.6.0.20241004",
+    "types-setuptools==84.2.0.20261104", "typing-inspection==0.4.5", "typing_extensions==4.16.0",
+    "tzdata==2026.6", "urllib3==2.8.0", "yarl==1.25.1", "zipp==4.1.2",
+]
 SHARED_DATA = Path(os.environ.get("ISTAR_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SHARED_SOTOPIA = SHARED_DATA / "sotopia"
 TURNS = 20
@@ -79,8 +106,9 @@ print(json.dumps({"step_times": step_times, "reset_times": reset_times}))
 """
 
 
-def run(quick: bool = False) -> dict:
-    episodes = 20 if quick else 200
+def run(quick: bool = False, full: bool = False) -> dict:
+    episodes = 20 if quick else 1000 if full else 200
+    judged = 0 if quick else 10 if full else 1
     metrics: dict[str, float] = {}
     table = []
 
@@ -95,7 +123,7 @@ def run(quick: bool = False) -> dict:
 
     peer = None
     if official is not None:
-        python = peer_python(PEER, PEER_REQUIREMENTS)
+        python = peer_python(PEER, PEER_REQUIREMENTS, locked=True)
         peer = run_peer(python, _PEER_SCRIPT, _peer_params(official, episodes)) if python else None
     if peer:
         metrics["peer_env_step_ms_per_turn_mean"] = _ms(np.mean(peer["step_times"]))
@@ -110,14 +138,14 @@ def run(quick: bool = False) -> dict:
         row[PEER + " 0.1.4"] = metrics["peer_env_reset_ms_median"]
     table.append(row)
 
-    tokens = _judge_prompt_tokens(official, 10 if quick else 50)
+    tokens = _judge_prompt_tokens(official, 10 if quick else 200 if full else 50)
     for name, counts in tokens.items():
         metrics[f"judge_prompt_tokens_mean_{name}"] = round(float(np.mean(counts)), 1)
         metrics[f"judge_prompt_tokens_max_{name}"] = int(np.max(counts))
         summary = f"{np.mean(counts):.0f} / {np.max(counts)}"
         table.append({"measure": f"judge prompt tokens, {name} (mean / max)", "istar-gym": summary})
-    if not quick:
-        metrics.update(_real_judge(episodes=2))
+    if judged:
+        metrics.update(_real_judge(judged, device="cuda" if full and _cuda() else "cpu"))
     notes = (
         f"{episodes} episodes of {TURNS} turns ('>=' cap) on one official scenario and pair, the agent on "
         "turn speaking a fixed sentence. "
@@ -127,9 +155,18 @@ def run(quick: bool = False) -> dict:
             else f"{PEER} could not be run here; our numbers only. "
         )
         + "Judge prompt tokens: scripted self-play episodes, SmolLM2 tokenizer, chat template included. "
-        "smollm2_judge_*: the real default model as judge on this CPU (all reads and writes, repair included)."
+        + (
+            f"smollm2_judge_*: the real default model judging {judged} episode(s) (all reads and writes, repair "
+            "included)."
+            if judged else "The real judge runs only outside quick mode."
+        )
     )
-    return {"title": "Sotopia env overhead and judge cost", "metrics": metrics, "table": table, "notes": notes}
+    headline = {"measure": "Sotopia env step per turn, mean ms (no model time)", "ours": metrics["env_step_ms_per_turn_mean"]}
+    if peer:
+        headline.update(baseline="sotopia 0.1.4", baseline_value=metrics["peer_env_step_ms_per_turn_mean"],
+                        ratio=metrics["env_step_speedup"])
+    return {"title": "Sotopia env overhead and judge cost", "metrics": metrics, "table": table, "notes": notes,
+            "headline": headline}
 
 
 def _measure_ours(episodes: int, official: Path | None) -> dict:
@@ -202,12 +239,12 @@ def _run_scripted(sotopia_env, seed: int) -> None:
         obs, _, _, _, infos = sotopia_env.step({a: agent.act(obs[a], infos[a]) for a in sotopia_env.agents})
 
 
-def _real_judge(episodes: int) -> dict[str, float]:
+def _real_judge(episodes: int, device: str) -> dict[str, float]:
     """Score scripted episodes with the real SmolLM2 judge, counting every token it reads and writes."""
     from istar_gym.envs.sotopia import LLMJudge, parallel_env
     from istar_gym.llm import HFBackend, encode_prompt
 
-    backend = HFBackend()
+    backend = HFBackend(device=device)
     tally = {"read": 0, "written": 0}
 
     class CountingBackend:
@@ -234,3 +271,9 @@ def _real_judge(episodes: int) -> dict[str, float]:
 
 def _ms(seconds: float) -> float:
     return round(1000 * float(seconds), 4)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

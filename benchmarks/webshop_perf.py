@@ -5,6 +5,9 @@ baseline should find the default catalogue about as hard as the real data (the p
 success 9.6%); its reward terms and where search puts the goal's product are reported beside it.
 Peer: ``rank_bm25`` (the pure-Python BM25 listed in WebShop's own requirements) on the same documents
 and queries, in its own virtual environment; the original's Java/pyserini index is not installable here.
+
+Sizes: ``quick`` catalogues of 1k and 10k products, 60 timed episodes, 50 queries; default 1k, 10k
+and 100k, 300 and 200; ``full`` adds 1M products (the real catalogue has 1.18M), 1000 and 500.
 """
 
 from __future__ import annotations
@@ -24,19 +27,20 @@ from benchmarks._peers import peer_python, run_peer
 
 TITLE = "WebShop: construction, step and search latency, baselines"
 
+# VmHWM is this process's own high-water mark: getrusage's ru_maxrss would also count the memory
+# of the process that started it (Linux carries it over fork and exec).
 _CONSTRUCT = """
-import json, resource, sys, time
+import json, sys, time
 from istar_gym.envs.webshop.env import WebShopEnv
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
-before = rss_mb()
+def status_mb(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+before = status_mb("VmRSS")
 start = time.perf_counter()
 env = WebShopEnv(num_products=int(sys.argv[1]))
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "rss_mb": rss_mb() - before,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before,
-                  "goals": len(env.shop.goals)}))
+print(json.dumps({"seconds": seconds, "rss_mb": status_mb("VmRSS") - before,
+                  "peak_rss_mb": status_mb("VmHWM") - before, "goals": len(env.shop.goals)}))
 """
 
 _PEER_SEARCH = """
@@ -59,21 +63,21 @@ print(json.dumps({"build_s": build, "median_ms": 1000 * float(np.median(times))}
 """
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, full: bool = False) -> dict:
     from istar_gym.envs.webshop.baselines import OracleAgent, RuleAgent
     from istar_gym.envs.webshop.env import WebShopEnv
 
-    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
+    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000, 1_000_000] if full else [1000, 10_000, 100_000]
     metrics: dict[str, float] = {}
     table = []
-    for size in (1000, 10_000 if quick else 100_000):
+    for size in (1000, sizes[-1]):
         built = _construct(size)
         metrics[f"construct_s_{size}"] = built["seconds"]
         metrics[f"construct_peak_rss_mb_{size}"] = built["peak_rss_mb"]
         metrics[f"goals_{size}"] = built["goals"]
 
     env = WebShopEnv(num_products=1000)
-    latencies = _step_latencies(env, episodes=60 if quick else 300)
+    latencies = _step_latencies(env, episodes=60 if quick else 1000 if full else 300)
     for kind, times in latencies.items():
         metrics[f"step_median_ms_{kind}"] = 1000 * float(np.median(times))
         metrics[f"step_p99_ms_{kind}"] = 1000 * float(np.percentile(times, 99))
@@ -81,7 +85,7 @@ def run(quick: bool = False) -> dict:
 
     peer_python_path = peer_python("rank_bm25", ["rank_bm25==0.2.2", "numpy"])
     for size in sizes:
-        row = _search_row(size, queries=50 if quick else 200, peer=peer_python_path)
+        row = _search_row(size, queries=50 if quick else 500 if full else 200, peer=peer_python_path)
         table.append(row)
         metrics[f"search_median_ms_{size}"] = row["ours_median_ms"]
         if row.get("rank_bm25_median_ms"):
@@ -98,14 +102,28 @@ def run(quick: bool = False) -> dict:
         if row["products"] == 1000:
             metrics.update({f"rule_{key}": value for key, value in rule.items() if key not in ("score", "success_pct")})
 
+    largest = sizes[-1]
+    search = {"measure": f"WebShop search, {largest:,} products, median ms", "ours": metrics[f"search_median_ms_{largest}"]}
+    if f"search_speedup_vs_rank_bm25_{largest}" in metrics:
+        search.update(baseline="rank_bm25 0.2.2", baseline_value=table[-1]["rank_bm25_median_ms"],
+                      ratio=metrics[f"search_speedup_vs_rank_bm25_{largest}"])
+    headline = [
+        {"measure": f"WebShop construction, {largest:,} products, s", "ours": metrics[f"construct_s_{largest}"]},
+        {"measure": f"WebShop construction, {largest:,} products, peak MB", "ours": metrics[f"construct_peak_rss_mb_{largest}"]},
+        {"measure": "WebShop step, 1,000 products, median ms", "ours": metrics["step_median_ms_all_1k"]},
+        search,
+    ]
     return {
         "title": TITLE,
         "metrics": metrics,
         "table": table,
+        "headline": headline,
         "plots": [_plot(table)],
         "notes": (
-            "Construction runs in a fresh process (catalogue, goals and BM25 index; imports excluded); "
-            "memory is the peak RSS increase. Step latency is WebShopEnv.step in text mode at 1k products. "
+            f"Sizes {', '.join(f'{size:,}' for size in sizes)} products (full mode adds 1M, the real "
+            "catalogue's scale: 1.18M). Construction runs in a fresh process (catalogue, goals and BM25 index; "
+            "imports excluded); memory is that process's peak RSS increase (VmHWM). Step latency is "
+            "WebShopEnv.step in text mode at 1k products. "
             "Search: median over goal instructions as queries, top 50; rank_bm25 scores every document "
             "in Python-level loops, on whitespace tokens. The table also runs the rule baseline on each "
             "size's own test split; its goal_product_* columns say where search puts the goal's product "
@@ -182,7 +200,7 @@ def _play(env, agent, goal_index: int) -> tuple[float, dict]:
     observation, info = env.reset(options={"goal_index": goal_index})
     agent.reset()
     for _ in range(15):
-        observation, reward, terminated, truncated, info = env.step(agent.act(observation, info))
+        observation, reward, terminated, _, info = env.step(agent.act(observation, info))
         if terminated:
             info["bought_goal_product"] = f"asin [SEP] {env.goal.asin} [SEP]" in observation
             return reward, info
@@ -238,7 +256,3 @@ def _plot(table: list[dict]) -> str:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return str(path)
-
-
-if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

@@ -1,16 +1,28 @@
-"""`benchmarks/run_all.py` discovers modules, runs them and writes a report whose numbers come from the run."""
+"""`benchmarks/run_all.py`: discovery, the helpers behind the report, a failing module kept in its own
+section, and one real ``--quick`` run of every module whose JSON and report come from that run."""
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from benchmarks import run_all  # noqa: E402
+from benchmarks import run_all
 
+WELL_FORMED = {
+    "title": "Sokoban throughput",
+    "metrics": {"steps_per_s": 1000.0, "resets": 20},
+    "headline": {"measure": "steps/s", "ours": 1000.0, "baseline": "peer", "baseline_value": 10.0, "ratio": 100.0},
+}
+
+
+# --- helpers, cheaply -------------------------------------------------------------------------------
 
 def test_discovery_finds_every_benchmark_module_and_skips_private_ones():
     names = run_all.discover()
@@ -24,17 +36,137 @@ def test_unknown_module_is_refused_with_the_available_names(capsys):
     assert "sokoban_throughput" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_quick_sokoban_run_writes_json_and_report_with_measured_numbers(tmp_path):
-    assert run_all.main(["--quick", "--only", "sokoban_throughput", "--out", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "results.json").read_text())
-    sokoban = results["results"]["sokoban_throughput"]
-    assert "error" not in sokoban
-    assert results["meta"]["mode"] == "quick" and results["meta"]["machine"]["cpus"] >= 1
-    metrics = sokoban["metrics"]
-    assert metrics["reset_6x6_1_median_ms"] > 0 and metrics["image_steps_per_s"] > 0
-    assert all(math.isfinite(value) for value in metrics.values())
-    report = (tmp_path / "report.md").read_text()
-    assert "Sokoban throughput" in report and str(metrics["image_steps_per_s"]) in report
-    has_speedups = any(key.endswith("_speedup") for key in metrics)  # absent only if the peer could not install
-    assert (tmp_path / "speedups.png").exists() == has_speedups
+def test_a_well_formed_result_meets_the_contract():
+    assert run_all.check_result(WELL_FORMED) == []
+
+
+def test_a_non_finite_metric_breaks_the_contract_and_is_named():
+    problems = run_all.check_result({**WELL_FORMED, "metrics": {"fine": 1.0, "broken": float("nan"), "text": "1"}})
+    assert len(problems) == 1 and "broken" in problems[0] and "text" in problems[0] and "fine" not in problems[0]
+
+
+def test_a_headline_row_without_a_measure_breaks_the_contract():
+    problems = run_all.check_result({**WELL_FORMED, "headline": [{"ours": 1.0}]})
+    assert problems and "headline row 0" in problems[0]
+
+
+def test_headline_gathers_rows_of_successful_modules_in_order_and_skips_failed_ones():
+    results = {
+        "a": {**WELL_FORMED, "title": "A bench", "headline": [{"measure": "x", "ours": 1.0}, {"measure": "y", "ours": 2.0}]},
+        "b": {"title": "B bench", "error": "Traceback ...", "headline": {"measure": "z", "ours": 3.0}},
+        "c": {**WELL_FORMED, "title": "C bench"},
+    }
+    rows = run_all.headline_rows(results)
+    assert [(row["benchmark"], row["measure"]) for row in rows] == [("a", "x"), ("a", "y"), ("c", "steps/s")]
+    assert rows[2]["ratio"] == 100.0 and rows[2]["baseline"] == "peer"
+
+
+def test_report_summary_links_each_headline_row_to_its_module_section(tmp_path):
+    results = {"a": {**WELL_FORMED, "title": "A bench", "seconds": 1.0, "cpu_seconds": 0.5,
+                     "headline": {"measure": "x, ms", "ours": 2.5}}}
+    meta = {"machine": run_all.machine(), "mode": "default", "command": "python benchmarks/run_all.py",
+            "started": "2026-01-01T00:00:00+00:00", "seconds": 1.0}
+    report = run_all.write_report(tmp_path, results, meta).read_text()
+    assert "| [a](#a-bench) | x, ms | 2.5 |  |  |  |" in report  # no baseline: empty cells
+    assert "\n## A bench\n" in report and report.index("### Headline") < report.index("## A bench")
+
+
+def test_markdown_table_has_one_column_per_key_and_escapes_pipes():
+    lines = run_all._markdown_table([{"a": 1.23456, "b": "x|y"}, {"c": float("nan")}])
+    assert lines[0] == "| a | b | c |" and lines[1] == "|---|---|---|"
+    assert lines[2] == "| 1.235 | x\\|y |  |" and lines[3] == "|  |  | nan |"
+
+
+def test_anchor_matches_the_heading_link_github_makes():
+    assert run_all._anchor("WebShop: construction, step and search latency") == "webshop-construction-step-and-search-latency"
+
+
+def test_machine_line_names_cpu_cores_memory_gpu_and_torch():
+    line = run_all.machine_line(run_all.machine())
+    assert line.startswith("Machine: ") and f"{len(os.sched_getaffinity(0))} cores" in line
+    assert "GiB memory" in line and "GPU: " in line and "torch " in line
+
+
+def test_a_module_that_fails_is_recorded_with_its_traceback(tmp_path):
+    result = run_all.run_module("no_such_benchmark", "quick", tmp_path)
+    assert "ModuleNotFoundError" in result["error"] and "benchmarks.no_such_benchmark" in result["error"]
+    assert result["title"] == "no_such_benchmark" and result["seconds"] >= 0
+    assert (tmp_path / "logs" / "no_such_benchmark.log").exists()
+
+
+def test_a_module_over_its_time_limit_is_stopped_and_recorded(tmp_path):
+    result = run_all.run_module("sokoban_throughput", "quick", tmp_path, timeout=0.001)  # no Python starts this fast
+    assert result["error"].startswith("timed out after")
+
+
+def test_unknown_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="mode 'fast'"):
+        run_all.run_module("sokoban_throughput", "fast", tmp_path)
+
+
+def test_latest_points_at_the_newest_output_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    for stamp in ("20260101T000000Z", "20260102T000000Z"):
+        (tmp_path / stamp).mkdir()
+        run_all._point_latest(tmp_path / stamp)
+        assert (tmp_path / "latest").resolve() == (tmp_path / stamp).resolve()
+    assert os.readlink(tmp_path / "latest") == "20260102T000000Z"  # relative, so the folder can move
+
+
+# --- one real quick run of every module --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``python benchmarks/run_all.py --quick`` once for this file (it costs minutes)."""
+    out = tmp_path_factory.mktemp("bench-quick")
+    done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=3600, check=False)
+    data = json.loads((out / "results.json").read_text())
+    return {"returncode": done.returncode, "output": done.stdout + done.stderr, "out": out, **data,
+            "report": (out / "report.md").read_text()}
+
+
+def test_quick_run_gives_every_module_a_result_and_none_fails(quick_run):
+    assert set(quick_run["results"]) == set(run_all.discover())
+    failed = {name: result["error"][-2000:] for name, result in quick_run["results"].items() if "error" in result}
+    assert failed == {}
+    assert quick_run["returncode"] == 0, quick_run["output"][-3000:]
+
+
+def test_quick_run_metrics_are_finite_numbers(quick_run):
+    for name, result in quick_run["results"].items():
+        assert result["metrics"], name
+        bad = {key: value for key, value in result["metrics"].items()
+               if not isinstance(value, (int, float)) or not math.isfinite(value)}
+        assert bad == {}, name
+
+
+def test_quick_run_report_opens_with_the_machine_and_mode(quick_run):
+    meta = quick_run["meta"]
+    assert meta["mode"] == "quick" and meta["seconds"] > 0 and meta["machine"]["cores"] >= 1
+    summary = quick_run["report"].split("\n## ", 2)[1]
+    assert summary.startswith("Summary") and run_all.machine_line(meta["machine"]) in summary
+    assert "Mode: quick" in summary
+
+
+def test_quick_run_report_has_a_section_per_module_with_its_own_numbers(quick_run):
+    report = quick_run["report"]
+    for name, result in quick_run["results"].items():
+        assert f"\n## {result['title']}\n" in report, name
+        key, value = next(iter(result["metrics"].items()))
+        assert f"| {key} | {run_all._cell(value)} |" in report, name
+
+
+def test_quick_run_headline_rows_reach_the_summary_table(quick_run):
+    rows = run_all.headline_rows(quick_run["results"])
+    assert rows, "no module gave a headline"
+    headline = quick_run["report"].split("### Headline", 1)[1].split("\n## ", 1)[0]
+    for row in rows:
+        assert f"| {row['measure']} | {run_all._cell(row['ours'])} |" in headline
+
+
+def test_quick_run_keeps_every_plot_in_its_output_directory(quick_run):
+    plots = [Path(plot).name for result in quick_run["results"].values() for plot in result.get("plots", [])]
+    for plot in plots:
+        assert (quick_run["out"] / plot).stat().st_size > 0
+        assert f"]({plot})" in quick_run["report"]
