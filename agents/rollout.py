@@ -8,8 +8,9 @@ log-probs of the action tokens, the env reward, whether the env accepted the act
 
 The context of a turn is built by one function per model family (`context_builder`): the shared chat
 prompt (`istar_gym.prompts.build_messages`) for instruction-tuned models, `agents.tiny.tiny_context`
-for the tiny preset, tokenised by the backends' rule (`istar_gym.llm.hf.encode_prompt`). The PRM later
-scores the stored token ids, so it sees exactly the policy's context.
+and `agents.tiny_webshop.tiny_webshop_context` for the tiny presets, tokenised by the backends' rule
+(`istar_gym.llm.hf.encode_prompt`). The PRM later scores the stored token ids, so it sees exactly the
+policy's context.
 """
 
 from __future__ import annotations
@@ -105,11 +106,16 @@ def make_vector_env(env_id: str, num_envs: int, env_kwargs: dict | None = None, 
 
 
 def context_builder(model, history_window: int = 2) -> ContextBuilder:
-    """The prompt function for ``model``: the tiny preset's compact board prompt if the model was
-    built by `agents.tiny`, else the shared chat prompt (rendered by the model's chat template)."""
+    """The prompt function for ``model``: a tiny preset's compact prompt if the model was built by
+    `agents.tiny` (Sokoban boards) or `agents.tiny_webshop`, else the shared chat prompt (rendered by
+    the model's chat template)."""
     from agents.tiny import TINY_CONTEXT, tiny_context
+    from agents.tiny_webshop import TINY_WEBSHOP_CONTEXT, tiny_webshop_context
 
-    if getattr(model.config, "istar_context", None) == TINY_CONTEXT:
+    marker = getattr(model.config, "istar_context", None)
+    if marker == TINY_WEBSHOP_CONTEXT:
+        return tiny_webshop_context
+    if marker == TINY_CONTEXT:
 
         def tiny(observation, info, history) -> Prompt:
             if "board_text" not in info:
@@ -314,9 +320,10 @@ def _encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
 
 
 def _sub_info(infos: dict, index: int) -> dict:
-    """Sub-env ``index``'s info from a vector env's batched info dict (keys with a ``_key`` mask)."""
+    """Sub-env ``index``'s info from a vector env's batched info dict (keys with a ``_key`` mask;
+    a dict-valued info, such as WebShop's ``reward_details``, is batched as a nested dict)."""
     return {
-        key: value[index]
+        key: _sub_info(value, index) if isinstance(value, dict) else value[index]
         for key, value in infos.items()
         if not key.startswith("_") and (f"_{key}" not in infos or infos[f"_{key}"][index])
     }

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +49,10 @@ __all__ = [
     "build_tiny_tokenizer",
     "collect_demonstrations",
     "prepare_tiny_policy",
+    "save_policy",
     "tiny_context",
     "warm_start",
+    "warm_start_in_phases",
 ]
 
 ACTION_WORDS = ("up", "down", "left", "right")
@@ -91,9 +93,19 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_model(spec: TinySpec = TinySpec(), seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """A freshly initialised tiny Llama and its tokenizer (``seed`` fixes the weights)."""
-    tokenizer = build_tiny_tokenizer()
+def build_tiny_model(
+    spec: TinySpec = TinySpec(),
+    seed: int = 0,
+    *,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    context: str = TINY_CONTEXT,
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A freshly initialised tiny Llama and its tokenizer (``seed`` fixes the weights).
+
+    ``tokenizer`` and ``context`` (the prompt marker `agents.rollout.context_builder` reads) default
+    to the Sokoban preset; other tiny presets pass their own.
+    """
+    tokenizer = tokenizer or build_tiny_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
@@ -107,7 +119,7 @@ def build_tiny_model(spec: TinySpec = TinySpec(), seed: int = 0) -> tuple[LlamaF
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        istar_context=TINY_CONTEXT,
+        istar_context=context,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -235,13 +247,41 @@ def prepare_tiny_policy(
     if (target / "config.json").is_file():
         return target
     model, tokenizer = build_tiny_model(spec, seed=seed)
+
+    def demonstrations(phase_noise: float, phase_seed: int) -> list[Turn]:
+        return collect_demonstrations(
+            env_kwargs=env_kwargs, episodes=episodes, noise=phase_noise, seed=phase_seed, tokenizer=tokenizer
+        )
+
+    warm_start_in_phases(model, tokenizer, demonstrations, ((0.0, clean_steps), (noise, noisy_steps)), lr=lr, seed=seed)
+    return save_policy(model, tokenizer, target)
+
+
+def warm_start_in_phases(
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    demonstrations: Callable[[float, int], Sequence[Turn]],
+    phases: Sequence[tuple[float, int]],
+    *,
+    lr: float = 3e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> None:
+    """`warm_start` phase by phase: phase ``i`` of ``(noise, steps)`` trains ``steps`` steps on
+    ``demonstrations(noise, seed + i)`` (skipped when ``steps`` is 0), on one torch thread."""
     with _one_thread():
-        for phase, (phase_noise, steps) in enumerate(((0.0, clean_steps), (noise, noisy_steps))):
+        for phase, (phase_noise, steps) in enumerate(phases):
             if steps:
-                demonstrations = collect_demonstrations(
-                    env_kwargs=env_kwargs, episodes=episodes, noise=phase_noise, seed=seed + phase, tokenizer=tokenizer
-                )
-                warm_start(model, tokenizer, demonstrations, steps=steps, lr=lr, seed=seed + phase)
+                turns = demonstrations(phase_noise, seed + phase)
+                warm_start(model, tokenizer, turns, steps=steps, batch_size=batch_size, lr=lr, seed=seed + phase)
+
+
+def save_policy(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, target: str | os.PathLike) -> Path:
+    """Save model and tokenizer to ``target`` unless a policy is already there (written beside it and
+    renamed, so a reader never sees it half-saved; a concurrent writer's copy wins)."""
+    target = Path(target)
+    if (target / "config.json").is_file():
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     model.save_pretrained(staging)

@@ -321,14 +321,17 @@ def evaluate(policy, tokenizer, build_context: ContextBuilder, envs, config: Tra
 
 
 def load_policy(config: TrainConfig, out: Path):
-    """The policy and tokenizer to train: the SFT-warm-started tiny preset (built once and kept in
+    """The policy and tokenizer to train: the SFT-warm-started tiny preset of the env family
+    (`agents.tiny` for Sokoban, `agents.tiny_webshop` for WebShop; built once and kept in
     ``out/initial_policy``), the default SmolLM2, or a local model directory."""
     from istar_gym.llm import load_model
 
     if config.model == "tiny":
-        from agents.tiny import prepare_tiny_policy
-
-        source = prepare_tiny_policy(
+        if "WebShop" in config.env_id:
+            from agents.tiny_webshop import prepare_tiny_webshop_policy as prepare
+        else:
+            from agents.tiny import prepare_tiny_policy as prepare
+        source = prepare(
             out / "initial_policy", seed=config.seed, episodes=config.sft_episodes, clean_steps=config.sft_clean_steps,
             noisy_steps=config.sft_noisy_steps, noise=config.sft_noise, lr=config.sft_lr, env_kwargs=config.env_kwargs,
         )

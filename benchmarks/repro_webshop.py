@@ -1,0 +1,143 @@
+"""Does iStar help at CPU scale on WebShop? RLOO (and, in --full, GRPO) with and without implicit
+step rewards, from one warm-started tiny WebShop policy, at an equal env-step budget.
+
+Every run starts from the same SFT policy (`agents.tiny_webshop`) on the default 1000-product
+catalogue, trains on train-split goals and is evaluated on the same fixed held-out goals (the test
+split: goals 0-499, episode seeds 0..N-1, sampled at temperature 1). Reported per variant, mean +-
+std over seeds: final and best held-out success (score 1) and score (the WebShop reward of the
+purchase, 0 without one), and the area under the success curve, next to the random-play, rule
+(search the instruction, buy the first hit) and SFT baselines on the same goals. Curves are PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from agents.config import PRESETS, TrainConfig
+from agents.evaluate import evaluate
+from agents.tiny_webshop import ENV_ID, prepare_tiny_webshop_policy
+from agents.train import train
+
+VARIANTS = [(algo, istar) for algo in ("rloo", "grpo") for istar in (False, True)]
+ENV_KWARGS = {"split": "train"}
+_CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-out score"))
+
+
+def run(quick: bool = False, full: bool = False) -> dict:
+    seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
+    variants = VARIANTS if full else VARIANTS[:2]
+    budget = 1_500 if quick else (60_000 if full else 6_000)
+    eval_episodes = 64 if quick else 200
+    out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-webshop-"))
+    work = Path(tempfile.mkdtemp(prefix="repro-webshop-runs-"))
+    # --quick only checks the pipeline end to end, so its warm start is cut short.
+    sft = {"episodes": 200, "clean_steps": 150, "noisy_steps": 0} if quick else {}
+    policy = prepare_tiny_webshop_policy(work / "sft", seed=0, env_kwargs=ENV_KWARGS, **sft)
+    held_out = {**ENV_KWARGS, **TrainConfig().eval_env_kwargs}
+    baselines = {
+        agent: evaluate(ENV_ID, agent, episodes=eval_episodes, seed=0, num_envs=16, env_kwargs=held_out, progress=False)
+        for agent in ("random", "rule")
+    }
+    runs: dict[str, list[list[dict]]] = {}
+    for algo, istar in variants:
+        name = f"{algo}{'+istar' if istar else ''}"
+        for seed in seeds:
+            config = TrainConfig(
+                **{
+                    **PRESETS["tiny_webshop"], "model": str(policy), "out": str(work / f"{name}-{seed}"), "algo": algo,
+                    "istar": istar, "seed": seed, "env_kwargs": ENV_KWARGS, "env_step_budget": budget,
+                    "iterations": 10_000, "eval_episodes": eval_episodes, "eval_every": 2 if quick else 5,
+                    "progress": False, "tensorboard": False,
+                }
+            )
+            train(config)
+            records = [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
+            runs.setdefault(name, []).append(records)
+    starts = [records[0] for seed_runs in runs.values() for records in seed_runs]
+    metrics = {
+        "random_success": baselines["random"]["success_rate"],
+        "random_score": baselines["random"]["score"],
+        "rule_success": baselines["rule"]["success_rate"],
+        "rule_score": baselines["rule"]["score"],
+        "sft_success": float(np.mean([r["eval_success"] for r in starts])),
+        "sft_score": float(np.mean([r["eval_episode_return"] for r in starts])),
+    }
+    table = [_summarise(name, seed_runs) for name, seed_runs in runs.items()]
+    for row in table:
+        for key in ("final_success_mean", "best_success_mean", "final_score_mean", "best_score_mean", "auc_success_mean"):
+            metrics[f"{row['variant']}_{key}"] = row[key]
+    return {
+        "title": "WebShop at CPU scale: RLOO / GRPO with and without iStar (tiny policy)",
+        "metrics": metrics,
+        "table": table,
+        "plots": [_plot(runs, out, metrics)],
+        "notes": (
+            f"tiny WebShop preset, 1000-product catalogue, train-split goals; {len(seeds)} seed(s), {budget} "
+            f"training env steps per run, {eval_episodes} held-out test goals (policy: 10 turns, temperature 1; "
+            f"the scripted baselines play to the env's 15-step limit). Random: success "
+            f"{metrics['random_success']:.3f}, score {metrics['random_score']:.3f}; rule: "
+            f"{metrics['rule_success']:.3f}, {metrics['rule_score']:.3f}; SFT start: "
+            f"{metrics['sft_success']:.3f}, {metrics['sft_score']:.3f}."
+        ),
+    }
+
+
+def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:
+    """Per seed: final and best of each held-out curve and the mean of the success curve; then
+    mean and std over seeds."""
+    per_seed: dict[str, list[float]] = {}
+    for records in seed_runs:
+        success = _curve(records, "eval_success")
+        score = _curve(records, "eval_episode_return")
+        values = {
+            "final_success": success[-1], "best_success": max(success), "auc_success": float(np.mean(success)),
+            "final_score": score[-1], "best_score": max(score),
+            "final_invalid_rate": _curve(records, "eval_invalid_rate")[-1],
+            "final_episode_length": _curve(records, "eval_episode_length")[-1],
+        }
+        for key, value in values.items():
+            per_seed.setdefault(key, []).append(value)
+    row = {"variant": name, "seeds": len(seed_runs)}
+    for key, values in per_seed.items():
+        row[f"{key}_mean"] = round(float(np.mean(values)), 4)
+        row[f"{key}_std"] = round(float(np.std(values)), 4)
+    return row
+
+
+def _curve(records: list[dict], key: str) -> list[float]:
+    return [r[key] for r in records if r.get(key) is not None]
+
+
+def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, (key, label) in zip(axes, _CURVES):
+        for name, seed_runs in runs.items():
+            curves = [[(r.get("env_steps_total", 0.0), r[key]) for r in records if r.get(key) is not None] for records in seed_runs]
+            length = min(len(c) for c in curves)
+            steps = np.array([p[0] for p in curves[0][:length]])
+            values = np.array([[p[1] for p in c[:length]] for c in curves])
+            mean, std = values.mean(0), values.std(0)
+            axis.plot(steps, mean, label=name, linestyle="--" if "+istar" in name else "-")
+            axis.fill_between(steps, mean - std, mean + std, alpha=0.15)
+        baseline = key.replace("eval_", "").replace("episode_return", "score")
+        for agent, colour in (("random", "grey"), ("rule", "black")):
+            axis.axhline(metrics[f"{agent}_{baseline}"], color=colour, linewidth=0.8, linestyle=":", label=f"{agent} play")
+        axis.set_xlabel("training env steps")
+        axis.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "repro_webshop_curves.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
