@@ -54,6 +54,15 @@ class TrainConfig:
         default="old",
     )
     prm_updates: int = _doc("DPO steps on the PRM per iteration (paper: 1); the step rewards come before the first.", default=1)
+    prm_trajectory_score: str = _doc(
+        "How DPO scores a trajectory from its turns' log-ratios: sum (paper, Eq. 2) or mean (every episode weighs the same, however long).",
+        default="sum",
+    )
+    prm_warmup_iterations: int = _doc(
+        "First iterations that train only the PRM, on rollouts of the starting (SFT) policy, before the policy "
+        "moves (PRM pre-training; their env steps count toward the budget). Paper: 0.",
+        default=0,
+    )
     prm_accuracy_gate: float = _doc(
         "Use the step advantage only when the PRM's pair accuracy on the batch is at least this (0: always, paper).",
         default=0.0,
@@ -186,6 +195,10 @@ class TrainConfig:
             )
         if self.prm_reference not in ("old", "initial"):
             raise ValueError(f"prm_reference={self.prm_reference!r}: expected 'old' (paper) or 'initial'")
+        if self.prm_trajectory_score not in ("sum", "mean"):
+            raise ValueError(f"prm_trajectory_score={self.prm_trajectory_score!r}: expected 'sum' (paper) or 'mean'")
+        if self.prm_warmup_iterations < 0 or (self.prm_warmup_iterations and not self.istar):
+            raise ValueError(f"prm_warmup_iterations={self.prm_warmup_iterations!r}: use 0, or a count >= 1 together with --istar")
         if self.prm_updates < 1:
             raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):

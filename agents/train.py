@@ -29,7 +29,8 @@ on Sokoban the credit-assignment accuracy of the advantages (``credit_*``, and `
 the step reward alone; `agents.credit_metrics`); ``eval_*`` on held-out tasks every ``eval_every``.
 
 Beyond the paper, behind flags (see `agents.config`): a frozen reference for the step reward
-(``--prm-reference initial``), several DPO steps per iteration, gating the step advantage on the PRM's
+(``--prm-reference initial``), several DPO steps per iteration, a mean instead of a sum as the DPO
+trajectory score, PRM-only warm-up iterations on the starting policy's rollouts, gating the step advantage on the PRM's
 pair accuracy, per-trajectory loss weighting, an env-step budget, and rollouts written by an
 `istar_gym.llm` backend instead of sampled here (``--rollout-backend vllm``: a vLLM engine that is
 sent the policy's weights before every rollout).
@@ -116,6 +117,7 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) 
         prm = ImplicitPRM(
             copy.deepcopy(policy), tokenizer, reference="supplied" if config.prm_reference == "old" else "copy",
             beta=config.beta, lr=config.prm_lr, max_grad_norm=config.prm_max_grad_norm, batch_size=config.score_batch_size,
+            trajectory_score=config.prm_trajectory_score,
         )
         if world.size > 1:
             prm.data_parallel = world.data_parallel(prm.model)
@@ -148,7 +150,7 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) 
                     backend.load_weights(policy.state_dict().items())  # theta_old <- theta in the engine
                 metrics = world.reduce_metrics(train_iteration(
                     config, policy, tokenizer, build_context, optimizer, prm, initial_policy, envs, rng, generator, oracle, backend,
-                    world,
+                    world, train_policy=iteration >= config.prm_warmup_iterations,
                 ))
             except FloatingPointError as error:
                 saved = torch.load(checkpoint_path, weights_only=False)["iteration"]
@@ -192,8 +194,10 @@ def train_iteration(
     oracle: SokobanOracle | None,
     backend=None,
     world: World | None = None,
+    train_policy: bool = True,
 ) -> dict[str, float]:
-    """Steps 1-6 of the module docstring; returns this process's metrics of the iteration."""
+    """Steps 1-6 of the module docstring; returns this process's metrics of the iteration.
+    ``train_policy=False`` stops after the PRM's update (PRM warm-up: the policy does not move)."""
     started = time.perf_counter()
     # 1. Rollouts, G copies of each task.
     seeds = group_seeds(rng, config.groups, config.group_size)
@@ -262,12 +266,14 @@ def train_iteration(
 
     # 5. PPO-clip update; 6. theta_old <- theta is implicit: the next rollout uses this policy.
     update_started = time.perf_counter()
-    metrics.update(
-        _policy_update(
-            config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages,
-            _row_weights(config, rollouts, episode_of_turn), rng, world or World(),
+    metrics["policy_updated"] = float(train_policy)
+    if train_policy:
+        metrics.update(
+            _policy_update(
+                config, policy, tokenizer, optimizer, initial_policy, turns, old_logprobs, advantages,
+                _row_weights(config, rollouts, episode_of_turn), rng, world or World(),
+            )
         )
-    )
     update_time = time.perf_counter() - update_started
     elapsed = time.perf_counter() - started
     tokens = sum(len(c) + len(a) for c, a in turns)

@@ -8,6 +8,10 @@ changes one thing, from the same warm-started tiny policy and training budget as
 * ``frozen reference``: r_t = beta log pi_phi / pi_SFT (PRIME-style) instead of pi_old, which moves
   under the PRM every iteration;
 * ``4 DPO steps``: PRM warm-up, several DPO steps on each batch;
+* ``PRM warm-up``: PRM pre-training, the first 5 iterations train only the PRM on rollouts of the
+  SFT policy (4 DPO steps each, lr 1e-3; their env steps count toward the budget);
+* ``mean score``: DPO scores a trajectory by the mean of its turns' log-ratios, not the sum, so a
+  long failure does not push each of its moves down as hard as a short success pushes its moves up;
 * ``PRM lr 3e-3``: a PRM learning rate above the policy's, so the PRM leads rather than lags;
 * ``gate 0.6``: the step advantage is used only when the PRM ranks the batch's pairs right >= 60%;
 * ``alpha`` and ``beta`` sweeps, and the step-advantage normalisations of `istar_gym.credit`.
@@ -32,6 +36,8 @@ VARIANTS: dict[str, dict] = {
     "paper iStar": {},
     "frozen reference": {"prm_reference": "initial"},
     "4 DPO steps": {"prm_updates": 4},
+    "PRM warm-up (5 iterations)": {"prm_warmup_iterations": 5, "prm_updates": 4, "prm_lr": 1e-3},
+    "mean score": {"prm_trajectory_score": "mean"},
     "PRM lr 3e-3": {"prm_lr": 3e-3},
     "gate 0.6": {"prm_accuracy_gate": 0.6},
     "alpha 0.25": {"alpha": 0.25},

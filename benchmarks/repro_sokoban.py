@@ -41,7 +41,7 @@ VARIANTS: dict[str, dict] = {
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else [0, 1, 2]
     names = ["rloo", "rloo+istar"] if quick else list(VARIANTS)
-    budget = 2_000 if quick else (200 * 256 * 8 if full else 20_000)
+    budget = 2_000 if quick else (200 * 256 * 8 if full else 15_000)
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-sokoban-"))
     work = Path(tempfile.mkdtemp(prefix="repro-sokoban-runs-"))

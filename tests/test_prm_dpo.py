@@ -78,10 +78,12 @@ def test_update_gradient_reaches_pi_phi_and_moves_only_it(tiny, sokoban_contexts
     assert all(torch.equal(reference_before[k], v) for k, v in prm.reference_model.state_dict().items())
 
 
-def test_update_gradient_equals_that_of_the_full_dpo_loss(tiny, sokoban_contexts):
+@pytest.mark.parametrize("trajectory_score", ["sum", "mean"])
+def test_update_gradient_equals_that_of_the_full_dpo_loss(tiny, sokoban_contexts, trajectory_score):
     model, tokenizer = tiny
     trajectories, groups, outcomes = trajectories_where_left_first_succeeds(sokoban_contexts)
-    prm = ImplicitPRM(copy.deepcopy(model), tokenizer, beta=2.0, batch_size=3, max_grad_norm=1e9)
+    trajectories[1] = trajectories[1][:1]  # unequal lengths, so the mean differs from a scaled sum
+    prm = ImplicitPRM(copy.deepcopy(model), tokenizer, beta=2.0, batch_size=3, max_grad_norm=1e9, trajectory_score=trajectory_score)
     with torch.no_grad():
         prm.model.model.norm.weight.mul_(1.3)  # break the tie so dL/dS differs between pairs
     direct = copy.deepcopy(prm.model)
@@ -93,11 +95,18 @@ def test_update_gradient_equals_that_of_the_full_dpo_loss(tiny, sokoban_contexts
     scores = torch.stack([
         (action_logprobs(direct, e, pad_token_id=tokenizer.pad_token_id)
          - action_logprobs(prm.reference_model, e, pad_token_id=tokenizer.pad_token_id)).sum()
+        / (len(e) if trajectory_score == "mean" else 1)
         for e in encoded
     ])
     dpo_loss(scores, preference_pairs(groups, outcomes), beta=2.0).backward()
     for begin, after, reference in zip(start, prm.model.parameters(), direct.parameters()):
         torch.testing.assert_close(begin - after.detach(), reference.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_an_unknown_trajectory_score_is_refused(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match="trajectory_score='max'"):
+        ImplicitPRM(copy.deepcopy(model), tokenizer, trajectory_score="max")
 
 
 def test_update_without_pairs_takes_no_step(tiny, sokoban_contexts):

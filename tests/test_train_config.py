@@ -40,6 +40,7 @@ def test_env_kwargs_are_read_as_json():
         ({"beta": 0.0}, "beta=0.0"),
         ({"clip_eps": 1.5}, "clip_eps=1.5"),
         ({"step_normalisation": "episode"}, "step_normalisation=.episode."),
+        ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
         ({"model": "tiny", "env_id": "istar/WebShopBrowser-v0"}, "Sokoban boards and istar/WebShop-v0 only"),
         ({"model": "tiny", "env_id": "istar/WebShop-v0", "max_new_tokens": 2}, "max_new_tokens=2"),
     ],

@@ -77,9 +77,10 @@ def test_optional_kl_penalty_to_the_initial_policy_is_applied_and_logged(tiny_po
     assert metrics["kl"] >= 0.0 and math.isfinite(metrics["kl"])
 
 
-def test_prm_variants_frozen_reference_extra_dpo_steps_and_accuracy_gate(tiny_policy, tmp_path):
+def test_prm_variants_frozen_reference_extra_dpo_steps_mean_score_and_accuracy_gate(tiny_policy, tmp_path):
     config = small_config(
-        tiny_policy, tmp_path / "run", istar=True, iterations=2, prm_reference="initial", prm_updates=3, prm_accuracy_gate=0.75
+        tiny_policy, tmp_path / "run", istar=True, iterations=2, prm_reference="initial", prm_updates=3,
+        prm_trajectory_score="mean", prm_accuracy_gate=0.75,
     )
     history = train(config)
     # The step advantage is used exactly when the PRM ranked this batch's pairs well enough.
@@ -87,3 +88,16 @@ def test_prm_variants_frozen_reference_extra_dpo_steps_and_accuracy_gate(tiny_po
     # After three DPO steps the PRM has moved away from its frozen reference.
     assert history[1]["step_reward_std"] > 1e-4
     assert all(math.isfinite(m["prm_loss"]) for m in history)
+
+
+def test_prm_warmup_iterations_train_the_prm_alone_before_the_policy_moves(tiny_policy, tmp_path):
+    start = load_file(str(tiny_policy / "model.safetensors"))
+    warmup = small_config(tiny_policy, tmp_path / "warmup", istar=True, iterations=1, prm_warmup_iterations=1, prm_lr=1e-3)
+    history = train(warmup)
+    state = torch.load(tmp_path / "warmup" / "checkpoint.pt", weights_only=False)
+    assert history[0]["policy_updated"] == 0.0 and "policy_loss" not in history[0]
+    assert all(torch.equal(start[name], value) for name, value in state["policy"].items() if name in start)
+    assert state["prm"]["version"] == 1 and history[0]["env_steps"] > 0
+    # The iteration after the warm-up updates the policy as usual.
+    history = train(TrainConfig(**{**warmup.to_dict(), "iterations": 2, "resume": True}))
+    assert [m["policy_updated"] for m in history] == [1.0] and math.isfinite(history[0]["policy_loss"])

@@ -11,8 +11,8 @@ Where the public reference code departs from the paper, this follows the paper, 
 
 - the DPO loss is differentiated through pi_phi itself (that code detached the scores, so its PRM
   never changed); `update` reports the gradient norm, and takes no step only when there is no pair;
-- a trajectory's score is the *sum* of its step log-ratios (not their mean), and pairs span the
-  whole group (not one device's shard);
+- a trajectory's score is the *sum* of its step log-ratios (Eq. 2; ``trajectory_score="mean"``
+  divides by the number of turns, a variant), and pairs span the whole group (not one device's shard);
 - step rewards are not rescaled by the batch's largest magnitude (the paper never does);
 - the PRM only ever reads text: for image envs the wrapper hands it a text rendering of the state
   (``obs["text"]`` or ``info["board_text"]``), where that code scored Sokoban turns without the board.
@@ -79,6 +79,10 @@ class ImplicitPRM:
         batch_size: turns per forward pass in batched scoring and in the update.
         max_length: token window per turn (default: the model's ``max_position_embeddings``); see
             `istar_gym.prm.truncate_turn` for the truncation rule.
+        trajectory_score: how DPO scores a trajectory from its turns' log-ratios: ``"sum"`` (paper,
+            Eq. 2) or ``"mean"``. With the sum, every turn of a long failed episode is pushed down as
+            hard as a turn of a short success is pushed up, so moves common to both (often the good
+            ones) go down; the mean gives every trajectory the same total weight.
 
     Data-parallel training: set ``prm.data_parallel`` to a `DistributedDataParallel` around
     ``prm.model``; every process then calls `update` with its own whole groups (pairs never cross
@@ -104,14 +108,18 @@ class ImplicitPRM:
         weight_decay: float = 0.0,
         batch_size: int = 8,
         max_length: int | None = None,
+        trajectory_score: str = "sum",
     ):
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
             raise ValueError(f"ImplicitPRM: beta={beta!r} must be a finite number > 0 (paper: 0.05)")
+        if trajectory_score not in ("sum", "mean"):
+            raise ValueError(f"ImplicitPRM: trajectory_score={trajectory_score!r}; expected 'sum' (paper) or 'mean'")
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
             raise ValueError("ImplicitPRM: the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")
         self.model = model.eval().requires_grad_(True)
         self.tokenizer = tokenizer
         self.beta = float(beta)
+        self.trajectory_score = trajectory_score
         self.max_grad_norm = float(max_grad_norm)
         self.batch_size = int(batch_size)
         self.max_length = int(max_length or getattr(model.config, "max_position_embeddings", 2048))
@@ -220,6 +228,9 @@ class ImplicitPRM:
             flat_reference = [value for per_trajectory in reference_logprobs for value in per_trajectory]
         ratios = self.log_ratios(turns, flat_reference).cpu()
         scores = torch.zeros(len(trajectories)).index_add_(0, owner, ratios)
+        turns_per_trajectory = torch.bincount(owner, minlength=len(trajectories)).clamp(min=1)
+        if self.trajectory_score == "mean":
+            scores = scores / turns_per_trajectory
         step_rewards = list(torch.split(self.beta * ratios, [len(trajectory) for trajectory in trajectories]))
 
         pairs = preference_pairs(group_ids, outcomes, threshold)
@@ -232,6 +243,8 @@ class ImplicitPRM:
             dpo = dpo_loss(leaf, pairs, self.beta)
             dpo.backward()
             loss, turn_weights = dpo.item(), leaf.grad[owner]
+            if self.trajectory_score == "mean":
+                turn_weights = turn_weights / turns_per_trajectory[owner]
             accuracy = sum(float(scores[i] > scores[j]) for i, j in pairs) / len(pairs)
 
         self.optimizer.zero_grad(set_to_none=True)
