@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         for plot in results[name].get("plots", []):
             if Path(plot).exists() and Path(plot).parent.resolve() != out:
                 shutil.copy(plot, out / Path(plot).name)
+        if "plots" in results[name]:  # recorded relative to the output directory, which travels whole
+            results[name]["plots"] = [Path(plot).name for plot in results[name]["plots"]]
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "mode": mode,

@@ -166,7 +166,8 @@ def test_quick_run_headline_rows_reach_the_summary_table(quick_run):
 
 
 def test_quick_run_keeps_every_plot_in_its_output_directory(quick_run):
-    plots = [Path(plot).name for result in quick_run["results"].values() for plot in result.get("plots", [])]
+    plots = [plot for result in quick_run["results"].values() for plot in result.get("plots", [])]
+    assert plots and all(Path(plot).name == plot for plot in plots)  # names inside the output directory
     for plot in plots:
         assert (quick_run["out"] / plot).stat().st_size > 0
         assert f"]({plot})" in quick_run["report"]
