@@ -18,7 +18,7 @@ import numpy as np
 
 from agents.config import TrainConfig
 
-__all__ = ["istar_headline", "mean_of", "plot_success_curves", "summarise_variant", "train_many"]
+__all__ = ["istar_headline", "mean_of", "plot_mean_curves", "plot_success_curves", "series", "summarise_variant", "train_many"]
 
 
 def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> list[list[dict]]:
@@ -41,13 +41,13 @@ def summarise_variant(name: str, seed_runs: list[list[dict]], step_channel: bool
         key: [] for key in ("final_success", "best_success", "auc", "episode_length", "credit_gap", "credit_rank_accuracy")
     }
     for records in seed_runs:
-        curve = _series(records, "eval_success")
+        curve = series(records, "eval_success")
         columns["final_success"].append(curve[-1])
         columns["best_success"].append(max(curve))
         columns["auc"].append(float(np.mean(curve)))
-        columns["episode_length"].append(_series(records, "eval_episode_length")[-1])
-        columns["credit_gap"].append(_mean(_series(records, prefix + "gap")))
-        columns["credit_rank_accuracy"].append(_mean(_series(records, prefix + "rank_accuracy")))
+        columns["episode_length"].append(series(records, "eval_episode_length")[-1])
+        columns["credit_gap"].append(_mean(series(records, prefix + "gap")))
+        columns["credit_rank_accuracy"].append(_mean(series(records, prefix + "rank_accuracy")))
     row: dict = {"variant": name, "seeds": len(seed_runs)}
     for key, values in columns.items():
         finite = [value for value in values if np.isfinite(value)]
@@ -65,14 +65,7 @@ def plot_success_curves(runs: dict[str, list[list[dict]]], path: Path, baselines
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, seed_runs in runs.items():
-        curves = [[(r.get("env_steps_total", 0.0), r["eval_success"]) for r in records if r.get("eval_success") is not None] for records in seed_runs]
-        length = min(len(curve) for curve in curves)
-        steps = np.array([point[0] for point in curves[0][:length]])
-        values = np.array([[point[1] for point in curve[:length]] for curve in curves])
-        mean, std = values.mean(0), values.std(0)
-        axis.plot(steps, mean, label=name, linestyle="--" if "istar" in name else "-")
-        axis.fill_between(steps, mean - std, mean + std, alpha=0.12)
+    plot_mean_curves(axis, runs, "eval_success")
     for (label, value), colour in zip(baselines.items(), ("grey", "black", "brown")):
         axis.axhline(value, color=colour, linewidth=0.8, linestyle=":", label=label)
     axis.set_xlabel("training env steps")
@@ -83,6 +76,19 @@ def plot_success_curves(runs: dict[str, list[list[dict]]], path: Path, baselines
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return str(path)
+
+
+def plot_mean_curves(axis, runs: dict[str, list[list[dict]]], key: str) -> None:
+    """Draw on ``axis``, per variant, the mean +- std over seeds of the logged ``key`` against
+    training env steps (dashed with iStar); seeds are cut to the shortest curve."""
+    for name, seed_runs in runs.items():
+        curves = [[(r.get("env_steps_total", 0.0), r[key]) for r in records if r.get(key) is not None] for records in seed_runs]
+        length = min(len(curve) for curve in curves)
+        steps = np.array([point[0] for point in curves[0][:length]])
+        values = np.array([[point[1] for point in curve[:length]] for curve in curves])
+        mean, std = values.mean(0), values.std(0)
+        axis.plot(steps, mean, label=name, linestyle="--" if "istar" in name else "-")
+        axis.fill_between(steps, mean - std, mean + std, alpha=0.12)
 
 
 def istar_headline(table: list[dict], measure: str, column: str) -> list[dict]:
@@ -101,9 +107,14 @@ def istar_headline(table: list[dict], measure: str, column: str) -> list[dict]:
     return headline
 
 
+def series(records: list[dict], key: str) -> list[float]:
+    """The values of ``key`` in the order they were logged, skipping records without it."""
+    return [record[key] for record in records if record.get(key) is not None]
+
+
 def mean_of(records: list[dict], key: str) -> float:
     """Mean of ``key`` over the records that logged it (NaN when none did)."""
-    return _mean(_series(records, key))
+    return _mean(series(records, key))
 
 
 def _train_one(config: TrainConfig) -> list[dict]:
@@ -113,8 +124,6 @@ def _train_one(config: TrainConfig) -> list[dict]:
     return [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
 
 
-def _series(records: list[dict], key: str) -> list[float]:
-    return [record[key] for record in records if record.get(key) is not None]
 
 
 def _mean(values: list[float]) -> float:

@@ -11,7 +11,6 @@ purchase, 0 without one), and the area under the success curve, next to the rand
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from agents.config import PRESETS, TrainConfig
 from agents.evaluate import evaluate
 from agents.tiny_webshop import ENV_ID, prepare_tiny_webshop_policy
-from agents.train import train
+from benchmarks._training import plot_mean_curves, series, train_many
 
 VARIANTS = [(algo, istar) for algo in ("rloo", "grpo") for istar in (False, True)]
 ENV_KWARGS = {"split": "train"}
@@ -43,21 +42,21 @@ def run(quick: bool = False, full: bool = False) -> dict:
         agent: evaluate(ENV_ID, agent, episodes=eval_episodes, seed=0, num_envs=16, env_kwargs=held_out, progress=False)
         for agent in ("random", "rule")
     }
-    runs: dict[str, list[list[dict]]] = {}
-    for algo, istar in variants:
-        name = f"{algo}{'+istar' if istar else ''}"
-        for seed in seeds:
-            config = TrainConfig(
-                **{
-                    **PRESETS["tiny_webshop"], "model": str(policy), "out": str(work / f"{name}-{seed}"), "algo": algo,
-                    "istar": istar, "seed": seed, "env_kwargs": ENV_KWARGS, "env_step_budget": budget,
-                    "iterations": 10_000, "eval_episodes": eval_episodes, "eval_every": 2 if quick else 5,
-                    "progress": False, "tensorboard": False,
-                }
-            )
-            train(config)
-            records = [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
-            runs.setdefault(name, []).append(records)
+    names = [f"{algo}{'+istar' if istar else ''}" for algo, istar in variants]
+    configs = [
+        TrainConfig(
+            **{
+                **PRESETS["tiny_webshop"], "model": str(policy), "out": str(work / f"{name}-{seed}"), "algo": algo,
+                "istar": istar, "seed": seed, "env_kwargs": ENV_KWARGS, "env_step_budget": budget,
+                "iterations": 10_000, "eval_episodes": eval_episodes, "eval_every": 2 if quick else 5,
+                "progress": False, "tensorboard": False,
+            }
+        )
+        for name, (algo, istar) in zip(names, variants)
+        for seed in seeds
+    ]
+    records = iter(train_many(configs, workers=1))
+    runs = {name: [next(records) for _ in seeds] for name in names}
     starts = [records[0] for seed_runs in runs.values() for records in seed_runs]
     metrics = {
         "random_success": baselines["random"]["success_rate"],
@@ -92,13 +91,13 @@ def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:
     mean and std over seeds."""
     per_seed: dict[str, list[float]] = {}
     for records in seed_runs:
-        success = _curve(records, "eval_success")
-        score = _curve(records, "eval_episode_return")
+        success = series(records, "eval_success")
+        score = series(records, "eval_episode_return")
         values = {
             "final_success": success[-1], "best_success": max(success), "auc_success": float(np.mean(success)),
             "final_score": score[-1], "best_score": max(score),
-            "final_invalid_rate": _curve(records, "eval_invalid_rate")[-1],
-            "final_episode_length": _curve(records, "eval_episode_length")[-1],
+            "final_invalid_rate": series(records, "eval_invalid_rate")[-1],
+            "final_episode_length": series(records, "eval_episode_length")[-1],
         }
         for key, value in values.items():
             per_seed.setdefault(key, []).append(value)
@@ -109,10 +108,6 @@ def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:
     return row
 
 
-def _curve(records: list[dict], key: str) -> list[float]:
-    return [r[key] for r in records if r.get(key) is not None]
-
-
 def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
     import matplotlib
 
@@ -121,14 +116,7 @@ def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, (key, label) in zip(axes, _CURVES):
-        for name, seed_runs in runs.items():
-            curves = [[(r.get("env_steps_total", 0.0), r[key]) for r in records if r.get(key) is not None] for records in seed_runs]
-            length = min(len(c) for c in curves)
-            steps = np.array([p[0] for p in curves[0][:length]])
-            values = np.array([[p[1] for p in c[:length]] for c in curves])
-            mean, std = values.mean(0), values.std(0)
-            axis.plot(steps, mean, label=name, linestyle="--" if "+istar" in name else "-")
-            axis.fill_between(steps, mean - std, mean + std, alpha=0.15)
+        plot_mean_curves(axis, runs, key)
         baseline = key.replace("eval_", "").replace("episode_return", "score")
         for agent, colour in (("random", "grey"), ("rule", "black")):
             axis.axhline(metrics[f"{agent}_{baseline}"], color=colour, linewidth=0.8, linestyle=":", label=f"{agent} play")
