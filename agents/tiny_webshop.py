@@ -45,7 +45,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 import istar_gym  # noqa: F401  (registers the istar/... ids)
 from agents.rollout import Turn
-from agents.tiny import TinySpec, build_tiny_model, save_policy, warm_start_in_phases
+from agents.tiny import TinySpec, bake_temperature, build_tiny_model, save_policy, warm_start_in_phases
 from istar_gym.envs.webshop.search import STOP_WORDS
 from istar_gym.envs.webshop.shop import Shop
 from istar_gym.envs.webshop.site import parse_action
@@ -220,6 +220,7 @@ def prepare_tiny_webshop_policy(
     clean_steps: int = 600,
     noisy_steps: int = 0,
     noise: float = 0.2,
+    temperature: float = 1.0,
     lr: float = 3e-3,
     env_kwargs: dict | None = None,
     spec: TinySpec = WEBSHOP_SPEC,
@@ -231,7 +232,8 @@ def prepare_tiny_webshop_policy(
     with ``noise`` random choices flatten the policy. The defaults skip the noisy phase: copying is
     learnt late (after 300-450 steps of batch 64) and is not yet stable then, while the clean
     policy is already weak (on the test goals of the 1000-product catalogue, about 0.2 success and
-    0.5 score at temperature 1; the clean demonstrator reaches 0.4 and 0.64).
+    0.5 score at temperature 1; the clean demonstrator reaches 0.4 and 0.64), so no temperature
+    is baked in by default (`agents.tiny.bake_temperature`).
     """
     target = Path(target)
     if (target / "config.json").is_file():
@@ -243,6 +245,7 @@ def prepare_tiny_webshop_policy(
 
     phases = ((0.0, clean_steps), (noise, noisy_steps))
     warm_start_in_phases(model, tokenizer, demonstrations, phases, lr=lr, batch_size=64, seed=seed)
+    bake_temperature(model, temperature)
     return save_policy(model, tokenizer, target)
 
 

@@ -125,11 +125,11 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) 
     rng = np.random.default_rng(config.seed + world.rank)
     generator = torch.Generator(device=config.device).manual_seed(config.seed + world.rank)
 
-    start, env_steps = 0, 0
+    start, env_steps, train_seconds = 0, 0, 0.0
     if world.broadcast(config.resume and checkpoint_path.exists()):
-        start, env_steps = _load_checkpoint(checkpoint_path, run_config, policy, optimizer, prm, rng, generator, world)
+        start, env_steps, train_seconds = _load_checkpoint(checkpoint_path, run_config, policy, optimizer, prm, rng, generator, world)
     else:
-        _save_checkpoint(checkpoint_path, run_config, 0, 0, policy, optimizer, prm, rng, generator, world)
+        _save_checkpoint(checkpoint_path, run_config, 0, 0, 0.0, policy, optimizer, prm, rng, generator, world)
     log = _RunLog(out, start, config.tensorboard, enabled=world.is_main)
 
     envs = make_vector_env(config.env_id, config.groups * config.group_size, config.env_kwargs, config.vector_mode)
@@ -143,7 +143,7 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) 
         if start == 0 and eval_envs is not None:
             log.write(0, evaluate(policy, tokenizer, build_context, eval_envs, config))
         for iteration in range(start, config.iterations):
-            if config.env_step_budget and env_steps >= config.env_step_budget:
+            if _out_of_budget(config, env_steps, train_seconds):
                 break
             try:
                 if config.rollout_backend == "vllm":
@@ -160,15 +160,15 @@ def _train(config: TrainConfig, out: Path, checkpoint_path: Path, world: World) 
                 ) from error
             done = iteration + 1
             env_steps += int(metrics["env_steps"])
-            metrics["env_steps_total"] = float(env_steps)
-            out_of_budget = bool(config.env_step_budget) and env_steps >= config.env_step_budget
-            last = done == config.iterations or out_of_budget
+            train_seconds += metrics["time_iteration"]
+            metrics.update(env_steps_total=float(env_steps), train_seconds_total=train_seconds)
+            last = done == config.iterations or _out_of_budget(config, env_steps, train_seconds)
             if eval_envs is not None and (last or (config.eval_every and done % config.eval_every == 0)):
                 metrics.update(evaluate(policy, tokenizer, build_context, eval_envs, config))
             log.write(done, metrics)
             history.append({"iteration": done, **metrics})
             if done % config.checkpoint_every == 0 or last:
-                _save_checkpoint(checkpoint_path, run_config, done, env_steps, policy, optimizer, prm, rng, generator, world)
+                _save_checkpoint(checkpoint_path, run_config, done, env_steps, train_seconds, policy, optimizer, prm, rng, generator, world)
             progress.update(1)
             progress.set_postfix(success=f"{metrics['success']:.2f}", refresh=False)
     finally:
@@ -339,7 +339,8 @@ def load_policy(config: TrainConfig, out: Path):
             from agents.tiny import prepare_tiny_policy as prepare
         source = prepare(
             out / "initial_policy", seed=config.seed, episodes=config.sft_episodes, clean_steps=config.sft_clean_steps,
-            noisy_steps=config.sft_noisy_steps, noise=config.sft_noise, lr=config.sft_lr, env_kwargs=config.env_kwargs,
+            noisy_steps=config.sft_noisy_steps, noise=config.sft_noise, temperature=config.sft_temperature, lr=config.sft_lr,
+            env_kwargs=config.env_kwargs,
         )
     else:
         source = None if config.model == "default" else config.model
@@ -360,16 +361,22 @@ def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, 
     trainable = world.data_parallel(policy)  # DDP averages each step's gradients over processes
     policy.train()
     totals: dict[str, list[float]] = {"policy_loss": [], "policy_grad_norm": [], "clip_fraction": [], "approx_kl": [], "kl": []}
-    # Every process takes as many optimizer steps as the one with the most turns; one that has run
+    # A row with advantage 0 (e.g. every turn of a group whose episodes all failed) has no gradient
+    # under PPO-clip, so it is left out of the update, as DAPO filters groups without signal. This
+    # only changes which rows share a minibatch and saves their forward and backward passes. With
+    # a KL penalty every row has a gradient and all are kept.
+    trained = np.arange(len(turns)) if initial_policy is not None else torch.nonzero(advantages != 0).flatten().numpy()
+    # Every process takes as many optimizer steps as the one with the most rows; one that has run
     # out of rows joins the remaining steps with a zero-weight pass (a zero gradient in the average).
-    steps = world.max(-(-len(turns) // config.minibatch_size))
+    steps = world.max(-(-len(trained) // config.minibatch_size))
+    first_ratio_deviation = float("nan")
     for _ in range(config.ppo_epochs):
-        order = rng.permutation(len(turns))
+        order = trained[rng.permutation(len(trained))]
         for step in range(steps):
             rows = order[step * config.minibatch_size : (step + 1) * config.minibatch_size].tolist()
             joining = not rows
             if joining:
-                rows = order[:1].tolist()
+                rows = [0]
             batch = [turns[i] for i in rows]
             logprobs = _logprobs(trainable, batch, tokenizer, len(batch))
             device = logprobs.device
@@ -388,6 +395,9 @@ def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, 
                     totals["kl"].append(kl.item())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the policy loss is {loss.item()}")
+            if np.isnan(first_ratio_deviation) and not joining:
+                # Sampling, the stored log-probs and this forward see one distribution: ratio 1 here.
+                first_ratio_deviation = float((logprobs.detach() - old_logprobs[rows].to(device)).abs().max())
             optimizer.zero_grad(set_to_none=True)
             (loss * 0.0 if joining else loss).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -402,7 +412,9 @@ def _policy_update(config, policy, tokenizer, optimizer, initial_policy, turns, 
             totals["clip_fraction"].append(stats["clip_fraction"])
             totals["approx_kl"].append(stats["approx_kl"])
     policy.eval()
-    return {name: float(np.mean(values)) for name, values in totals.items() if values}
+    summary = {name: float(np.mean(values)) for name, values in totals.items() if values}
+    summary.update(update_rows=float(len(trained)), first_ratio_deviation=first_ratio_deviation)
+    return summary
 
 
 def _logprobs(model, turns, tokenizer, batch_size: int) -> torch.Tensor:
@@ -447,7 +459,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer, prm, rng, generator, world: World) -> None:
+def _save_checkpoint(path: Path, config, iteration, env_steps, train_seconds, policy, optimizer, prm, rng, generator, world: World) -> None:
     """Everything a resumed run needs, written beside the target and renamed over it (atomic).
     Several processes: process 0 writes it, with every process's random streams."""
     randomness = _random_state(rng, generator)
@@ -457,6 +469,7 @@ def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer
     state = {
         "iteration": iteration,
         "env_steps": env_steps,
+        "train_seconds": train_seconds,
         "world_size": world.size,
         "config": config.to_dict(),
         "policy": policy.state_dict(),
@@ -476,10 +489,10 @@ def _save_checkpoint(path: Path, config, iteration, env_steps, policy, optimizer
 
 
 # Settings a resumed run may change (length, logging, evaluation); anything else must match.
-_RESUMABLE = {"iterations", "resume", "progress", "tensorboard", "eval_every", "eval_episodes", "checkpoint_every", "device", "torch_threads"}
+_RESUMABLE = {"iterations", "time_budget_s", "resume", "progress", "tensorboard", "eval_every", "eval_episodes", "checkpoint_every", "device", "torch_threads"}
 
 
-def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator, world: World) -> tuple[int, int]:
+def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator, world: World) -> tuple[int, int, float]:
     state = torch.load(path, map_location=next(policy.parameters()).device, weights_only=False)
     processes = state.get("world_size", 1)
     if processes != world.size:
@@ -505,7 +518,14 @@ def _load_checkpoint(path: Path, config, policy, optimizer, prm, rng, generator,
     generator.set_state(randomness["torch_generator"].cpu())
     torch.set_rng_state(randomness["torch_rng"].cpu())
     random.setstate(randomness["python_rng"])
-    return int(state["iteration"]), int(state["env_steps"])
+    return int(state["iteration"]), int(state["env_steps"]), float(state.get("train_seconds", 0.0))
+
+
+def _out_of_budget(config: TrainConfig, env_steps: int, train_seconds: float) -> bool:
+    """Whether the run has spent its env-step or training-time budget (0: none)."""
+    return bool(config.env_step_budget) and env_steps >= config.env_step_budget or (
+        bool(config.time_budget_s) and train_seconds >= config.time_budget_s
+    )
 
 
 def _random_state(rng, generator) -> dict:

@@ -51,7 +51,8 @@ class SokobanEnv(gym.Env):
     ``istar_gym.spaces.Text``: the board, one row per line, with the symbols
     ``#`` wall, ``_`` floor, ``O`` target, ``X`` box, ``√`` box on target, ``P`` player,
     ``S`` player on target. After an invalid action a feedback paragraph follows the board.
-    ``info["board_text"]`` always holds the bare board.
+    ``info["board_text"]`` always holds the bare board. For RL libraries that need numbers,
+    `SokobanOneHot` wraps the env with ``Discrete(4)`` actions and a one-hot board.
 
     ## Action Space
     ``istar_gym.spaces.Text``: free text. The move is read from ``<action>...</action>`` if present,
@@ -215,6 +216,12 @@ class SokobanEnv(gym.Env):
             rows = _SYMBOLS[self._codes].reshape(self._level.height, self._level.width).tolist()
             self._board = "\n".join(map("".join, rows))
         return self._board
+
+    def tile_codes(self) -> np.ndarray:
+        """The board as `TILE_CODES` indices, shape ``dim_room``; cells beyond a smaller level are wall."""
+        codes = np.full(self.dim_room, TILE_CODES["wall"], dtype=np.intp)
+        codes[: self._level.height, : self._level.width] = self._codes.reshape(self._level.height, self._level.width)
+        return codes
 
     def rgb_frame(self) -> np.ndarray:
         """The board as an RGB image, ``tile_size`` pixels per cell."""
