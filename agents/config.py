@@ -82,7 +82,7 @@ class TrainConfig:
     rollout_backend: str = _doc(
         "policy (sample from the trained model here, keeping token ids and log-probs), hf "
         "(generate text through istar_gym.llm.HFBackend around the same model) or vllm (a vLLM engine on the "
-        "GPU, sent the policy's weights before every rollout); hf and vllm need recompute_old_logprobs.",
+        "GPU, sent the policy's weights before every rollout); hf and vllm return text only, so pi_old's log-probs are recomputed.",
         default="policy",
     )
     vllm_gpu_memory_utilization: float = _doc(
@@ -118,7 +118,9 @@ class TrainConfig:
     prm_max_grad_norm: float = _doc("PRM gradient clipping (paper code: 10).", default=10.0)
     score_batch_size: int = _doc("Turns per forward pass when scoring (PRM, old log-probs).", default=8)
     recompute_old_logprobs: bool = _doc(
-        "Recompute pi_old's log-probs with a full forward before the update (paper); else use the sampler's.",
+        "Recompute pi_old's log-probs with a full forward before the update (paper); else use the sampler's "
+        "(equal up to float noise). Always recomputed when the rollout backend returns text only, and with iStar's "
+        "pi_old reference (see `recomputes_old_logprobs`).",
         default=True,
     )
 
@@ -128,7 +130,7 @@ class TrainConfig:
     sft_noisy_steps: int = _doc("Warm-start steps on demonstrations with sft_noise random moves (0: none).", default=0)
     sft_noise: float = _doc("Share of uniformly random moves in the noisy demonstrations.", default=0.6)
     sft_temperature: float = _doc(
-        "Sampling temperature baked into the warm-started policy: good features, a weak (flat) policy.", default=2.5
+        "Sampling temperature baked into the warm-started policy: good features, a weak (flat) policy.", default=3.0
     )
     sft_lr: float = _doc("AdamW learning rate of the warm start.", default=3e-3)
 
@@ -152,6 +154,13 @@ class TrainConfig:
         if family in _PAPER_MAX_TURNS:
             return _PAPER_MAX_TURNS[family]
         return gym.spec(self.env_id).max_episode_steps or 50
+
+    def recomputes_old_logprobs(self) -> bool:
+        """Whether pi_old's log-probs come from a second forward pass: when asked, when the backend
+        returns text without log-probs, and for iStar's pi_old reference, which the PRM must score
+        through the same forward pass (its step reward is then exactly 0 while the PRM equals pi_old;
+        the sampler's numbers differ by ~1e-7)."""
+        return self.recompute_old_logprobs or self.rollout_backend != "policy" or (self.istar and self.prm_reference == "old")
 
     def validate(self) -> None:
         """Fail at start, naming the setting, its value and the fix."""
@@ -198,10 +207,6 @@ class TrainConfig:
         if not 0 < self.vllm_gpu_memory_utilization < 1:
             raise ValueError(
                 f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization!r}: use a share of GPU memory in (0, 1)"
-            )
-        if self.rollout_backend != "policy" and not self.recompute_old_logprobs:
-            raise ValueError(
-                f"rollout_backend={self.rollout_backend!r} returns text without log-probs; keep --recompute-old-logprobs"
             )
         if self.prm_reference not in ("old", "initial"):
             raise ValueError(f"prm_reference={self.prm_reference!r}: expected 'old' (paper) or 'initial'")

@@ -10,7 +10,8 @@ One iteration (iStar, Algorithm 1):
    iteration, then one multi-turn DPO step on the PRM (`istar_gym.prm.ImplicitPRM.update`);
 4. advantages A = A_E + alpha * A_S (`istar_gym.credit.turn_advantages`), minus a penalty on turns
    whose action the env rejected (as the paper's code does);
-5. PPO-clip update of the policy with a step-level ratio (paper Eq. 6), no KL by default;
+5. PPO-clip update of the policy with a step-level ratio (paper Eq. 6), no KL by default, on the
+   turn rows whose advantage is not 0 (the others have no gradient);
 6. theta_old <- theta: the next rollout samples from the updated policy.
 
 Every iteration appends a line to ``out/metrics.jsonl`` (and TensorBoard) and writes
@@ -22,7 +23,11 @@ runs data-parallel (`agents.distributed`): each process plays ``groups / N`` of 
 averages the policy and PRM gradients, and process 0 alone logs, checkpoints and evaluates.
 
 Logged per iteration: ``success``, ``episode_return`` (WebShop: the score), ``episode_length``,
-``invalid_rate``, ``policy_loss``, ``policy_grad_norm``, ``clip_fraction``, ``approx_kl``, timings,
+``invalid_rate``, ``policy_loss``, ``policy_grad_norm``, ``clip_fraction``, ``approx_kl``,
+``update_rows`` (turn rows with a non-zero advantage, the ones the update trains on),
+``first_ratio_deviation`` (max |log pi_theta/pi_old| on the first minibatch, before any step: 0 up
+to float noise when sampling and update see one distribution), timings, ``env_steps_total`` and
+``train_seconds_total`` (what the ``env_step_budget`` and ``time_budget_s`` limits count),
 ``env_steps_per_s`` and ``tokens_per_s`` (context + action tokens of all turns per second); with
 iStar ``prm_loss``, ``prm_pair_accuracy``, ``prm_pairs``, ``prm_grad_norm``, ``step_reward_mean/std``;
 on Sokoban the credit-assignment accuracy of the advantages (``credit_*``, and ``credit_step_*`` for
@@ -213,7 +218,7 @@ def train_iteration(
     group_of_turn = torch.tensor([t.group for t in rollouts.turns])
 
     # 2. pi_old's log-prob of every action (the PPO denominator and the PRM's reference).
-    if config.recompute_old_logprobs:
+    if config.recomputes_old_logprobs():
         with torch.no_grad():
             old_logprobs = _logprobs(policy, turns, tokenizer, config.score_batch_size).cpu()
     else:

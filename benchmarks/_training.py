@@ -18,7 +18,7 @@ import numpy as np
 
 from agents.config import TrainConfig
 
-__all__ = ["istar_headline", "mean_of", "plot_mean_curves", "plot_success_curves", "series", "summarise_variant", "train_many"]
+__all__ = ["istar_headline", "mean_of", "plot_mean_curves", "plot_success_curves", "series", "summarise_variant", "train_many", "train_one"]
 
 
 def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> list[list[dict]]:
@@ -26,10 +26,10 @@ def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> li
     each run's ``metrics.jsonl`` records, in the order of ``configs``."""
     workers = workers or max(1, min(len(configs), os.cpu_count() or 1))
     if workers == 1:
-        return [_train_one(config) for config in configs]
+        return [train_one(config) for config in configs]
     # spawn: a forked worker can deadlock in torch's thread pool once the parent used torch.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_train_one, configs))
+        return list(pool.map(train_one, configs))
 
 
 def summarise_variant(name: str, seed_runs: list[list[dict]], step_channel: bool) -> dict:
@@ -117,13 +117,12 @@ def mean_of(records: list[dict], key: str) -> float:
     return _mean(series(records, key))
 
 
-def _train_one(config: TrainConfig) -> list[dict]:
+def train_one(config: TrainConfig) -> list[dict]:
+    """Train one config in this process and return its ``metrics.jsonl`` records."""
     from agents.train import train
 
     train(config)
     return [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
-
-
 
 
 def _mean(values: list[float]) -> float:

@@ -52,10 +52,10 @@ VARIANTS: dict[str, dict] = {
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0, 1, 2] if full else [0]
     names = list(VARIANTS)[:3] if quick else list(VARIANTS)
-    budget = 1_500 if quick else (50_000 if full else 8_000)
+    budget = 1_500 if quick else (100_000 if full else 30_000)
     eval_episodes = 32 if quick else 200
     work = Path(tempfile.mkdtemp(prefix="istar-variants-"))
-    sft = {"episodes": 100, "clean_steps": 100, "noisy_steps": 20} if quick else {}
+    sft = {"episodes": 100, "clean_steps": 100} if quick else {}
     policy = prepare_tiny_policy(work / "sft", seed=0, env_kwargs=TRAIN_KWARGS, **sft)
     configs = [
         sokoban_config(policy, work / f"{index}-{seed}", seed, budget, eval_episodes, eval_every=0, **{"algo": "rloo", "istar": True, **VARIANTS[name]})

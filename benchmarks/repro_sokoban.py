@@ -41,12 +41,12 @@ VARIANTS: dict[str, dict] = {
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else [0, 1, 2]
     names = ["rloo", "rloo+istar"] if quick else list(VARIANTS)
-    budget = 2_000 if quick else (200 * 256 * 8 if full else 15_000)
+    budget = 2_000 if quick else (200 * 256 * 8 if full else 60_000)
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-sokoban-"))
     work = Path(tempfile.mkdtemp(prefix="repro-sokoban-runs-"))
     # --quick only checks the pipeline end to end, so its warm start is cut short.
-    sft = {"episodes": 100, "clean_steps": 100, "noisy_steps": 20} if quick else {}
+    sft = {"episodes": 100, "clean_steps": 100} if quick else {}
     policy = prepare_tiny_policy(work / "sft", seed=0, env_kwargs=TRAIN_KWARGS, **sft)
     random_success = random_play_success("istar/Sokoban-v0", EVAL_KWARGS, range(eval_episodes), max_turns=15, seed=0)
     configs = [

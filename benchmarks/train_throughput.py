@@ -1,17 +1,22 @@
-"""Training throughput: env steps/s and tokens/s of RLOO iterations with and without iStar,
-for the tiny preset and, side by side, a model the size of the CPU feasibility study's.
+"""Training throughput: env steps/s and tokens/s of RLOO iterations, with and without iStar, for
+the tiny preset beside the settings it had before the learning fix, and for a model the size of
+the CPU feasibility study's.
 
-Every variant runs this trainer with the tiny preset's shape (8 tasks x 8 rollouts, up to 15 turns,
-one torch thread), one after the other in this process; the first iteration is a warm-up and is not
-counted. ``study-size`` is a 0.6M-parameter Llama (hidden 128, 3 layers, 4 heads, MLP 512), the size
-of the study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
-and 5.6-6.3 s per iStar iteration with its own code; those numbers are quoted in the table, the
-study-size rows are measured here.
+Every variant runs this trainer from one warm start (the tiny preset's), one after the other in
+this process; the first iteration is a warm-up and is not counted. Variants:
 
-Sizes (`_ITERATIONS`): ``quick`` the tiny model alone, 3 iterations; default tiny 6 and study-size
-4 (iteration times are wall time, so on a shared machine the tiny model's short iterations need more
-of them for a steady median); ``full`` adds SmolLM2-135M itself (the default model; on the GPU when
-there is one) and runs 11 iterations of each.
+- ``tiny / rloo v0.1``: the tiny preset's settings before the learning fix (8 tasks x 8 rollouts,
+  128-row minibatches, pi_old recomputed by a second forward pass), one torch thread;
+- ``tiny / rloo`` and ``tiny / rloo+istar``: the tiny preset (32 x 8 rollouts, 512-row
+  minibatches, the sampler's log-probs as pi_old, zero-advantage rows skipped), one thread;
+- ``tiny / rloo, 2 threads``: the same on two torch threads (a run that has the machine to itself);
+- ``study-size``: a 0.6M-parameter Llama (hidden 128, 3 layers, 4 heads, MLP 512), the size of the
+  study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
+  and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
+
+Sizes (`_ITERATIONS`): ``quick`` the tiny variants, 3 iterations; default 6 (tiny) and 4
+(study-size); ``full`` adds SmolLM2-135M itself (the default model; on the GPU when there is one)
+and runs 11 iterations of each.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ _ITERATIONS = {  # per mode: the models run and their iterations (the first one 
     "default": {"tiny": 6, "study-size": 4},
     "full": {"tiny": 11, "study-size": 11, _DEFAULT_MODEL: 11},
 }
-_STUDY_SECONDS = {False: 2.85, True: 5.95}  # midpoints of the study's measured ranges
+_V01 = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
+# (variant, iStar, settings over the tiny preset) per model
+_VARIANTS = {
+    "tiny": [("rloo v0.1", False, _V01), ("rloo", False, {}), ("rloo+istar", True, {}), ("rloo, 2 threads", False, {"torch_threads": 2})],
+    "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
+    _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
+}
+_STUDY_SECONDS = {False: 2.85, True: 5.95}  # midpoints of the study's measured ranges (64 episodes)
 
 
 def run(quick: bool = False, full: bool = False) -> dict:
@@ -46,58 +58,71 @@ def run(quick: bool = False, full: bool = False) -> dict:
         if model == _DEFAULT_MODEL:
             policy, device = "default", "cuda" if torch.cuda.is_available() else "cpu"
         else:
-            policy, device = prepare_tiny_policy(work / model, seed=0, clean_steps=20, noisy_steps=0, spec=_MODELS[model]), "cpu"
-        for istar in (False, True):
+            clean = {"episodes": 100, "clean_steps": 100} if quick or model != "tiny" else {}
+            policy, device = prepare_tiny_policy(work / model, seed=0, spec=_MODELS[model], **clean), "cpu"
+        for variant, istar, settings in _VARIANTS[model]:
             config = TrainConfig(
-                **{**PRESETS["tiny"], "model": str(policy), "out": str(work / f"{model}-{istar}"), "istar": istar,
+                **{**PRESETS["tiny"], "model": str(policy), "out": str(work / f"{model}-{variant}"), "istar": istar,
                    "iterations": iterations[model], "eval_episodes": 0, "progress": False, "tensorboard": False,
-                   "device": device}
+                   "device": device, **settings}
             )
             timed = train(config)[1:]
             rows.append({
                 "model": model,
-                "variant": "rloo+istar" if istar else "rloo",
+                "variant": variant,
+                "episodes_per_iteration": config.groups * config.group_size,
                 "s_per_iteration": _median(timed, "time_iteration"),
                 "rollout_s": _median(timed, "time_rollout"),
                 "prm_s": _median(timed, "time_prm"),
                 "update_s": _median(timed, "time_update"),
                 "env_steps_per_s": _median(timed, "env_steps_per_s"),
                 "tokens_per_s": _median(timed, "tokens_per_s"),
-                "study_reported_s_per_iteration": _STUDY_SECONDS[istar],
             })
     metrics = {}
     for row in rows:
-        prefix = f"{row['model']}_{row['variant']}".replace("+", "_").replace("-", "_")
+        prefix = f"{row['model']}_{row['variant']}".replace("+", "_").replace("-", "_").replace(", ", "_").replace(" ", "_").replace(".", "")
         for key in ("s_per_iteration", "env_steps_per_s", "tokens_per_s"):
             metrics[f"{prefix}_{key}"] = row[key]
+    row_of = {(row["model"], row["variant"]): row for row in rows}
     for model in models:
-        plain, istar = (r for r in rows if r["model"] == model)
+        plain, istar = row_of[(model, "rloo")], row_of[(model, "rloo+istar")]
         metrics[f"{model.replace('-', '_')}_istar_time_ratio"] = istar["s_per_iteration"] / plain["s_per_iteration"]
-    tiny_plain, tiny_istar = rows[0], rows[1]
-    headline = [{
-        "measure": "RLOO+iStar training iteration, tiny preset, s", "ours": tiny_istar["s_per_iteration"],
-        "baseline": "RLOO alone", "baseline_value": tiny_plain["s_per_iteration"],
-        "ratio": tiny_plain["s_per_iteration"] / tiny_istar["s_per_iteration"],
-    }]
+    tiny_plain, tiny_istar, tiny_v01 = row_of[("tiny", "rloo")], row_of[("tiny", "rloo+istar")], row_of[("tiny", "rloo v0.1")]
+    tiny_two = row_of[("tiny", "rloo, 2 threads")]
+    metrics["tiny_speedup_vs_v01"] = tiny_plain["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
+    metrics["tiny_2_threads_speedup_vs_v01"] = tiny_two["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
+    headline = [
+        {"measure": "RLOO training throughput, tiny preset, env steps/s (1 thread)", "ours": tiny_plain["env_steps_per_s"],
+         "baseline": "the preset before the learning fix", "baseline_value": tiny_v01["env_steps_per_s"],
+         "ratio": metrics["tiny_speedup_vs_v01"]},
+        {"measure": "RLOO training throughput, tiny preset, env steps/s (2 threads)", "ours": tiny_two["env_steps_per_s"],
+         "baseline": "the preset before the learning fix (1 thread)", "baseline_value": tiny_v01["env_steps_per_s"],
+         "ratio": metrics["tiny_2_threads_speedup_vs_v01"]},
+        {"measure": "RLOO+iStar training throughput, tiny preset, env steps/s", "ours": tiny_istar["env_steps_per_s"],
+         "baseline": "RLOO alone", "baseline_value": tiny_plain["env_steps_per_s"],
+         "ratio": tiny_istar["env_steps_per_s"] / tiny_plain["env_steps_per_s"]},
+    ]
     if "study-size" in models:
-        metrics["tiny_speedup_vs_study_size"] = rows[2]["s_per_iteration"] / rows[0]["s_per_iteration"]
+        study = row_of[("study-size", "rloo")]
+        metrics["tiny_speedup_vs_study_size"] = tiny_plain["env_steps_per_s"] / study["env_steps_per_s"]
         headline.append({
-            "measure": "RLOO training iteration, tiny preset, s", "ours": tiny_plain["s_per_iteration"],
-            "baseline": "the study's 0.6M-parameter model", "baseline_value": rows[2]["s_per_iteration"],
+            "measure": "RLOO training throughput, tiny preset, env steps/s", "ours": tiny_plain["env_steps_per_s"],
+            "baseline": "the study's 0.6M-parameter model", "baseline_value": study["env_steps_per_s"],
             "ratio": metrics["tiny_speedup_vs_study_size"],
         })
     return {
-        "title": "Training throughput (64 episodes per iteration)",
+        "title": "Training throughput",
         "metrics": metrics,
         "headline": headline,
         "table": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
         "notes": (
-            "Policies are warm-started for 20 steps only: near-random play runs most episodes to the 15-turn "
-            "limit, the most turn rows an iteration can have. "
+            "All variants start from the tiny preset's warm start (the study-size model from a 100-step one). "
             f"Median over {', '.join(f'{n - 1} ({model})' for model, n in iterations.items())} iterations "
-            f"after one warm-up; torch threads 1; {os.cpu_count()} CPU cores "
-            "visible, shared with whatever else runs. istar_time_ratio = s per iStar iteration / s per RLOO "
-            "iteration. tokens/s counts context + action tokens of all turn rows per second of iteration."
+            f"after one warm-up; torch threads 1 unless the variant says 2; {os.cpu_count()} CPU cores "
+            "visible, shared with whatever else runs. tokens/s counts context + action tokens of all turn rows "
+            "per second of iteration. The feasibility study reported "
+            f"{_STUDY_SECONDS[False]} s per RLOO and {_STUDY_SECONDS[True]} s per iStar iteration of 64 episodes "
+            "with its own code on its 0.6M-parameter model."
             + (f" {_DEFAULT_MODEL}: the default model, warm start none, on {device}." if full else "")
         ),
     }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents.config import TrainConfig, parse_config
+from agents.config import PRESETS, TrainConfig, parse_config
 from agents.train import load_policy, train
 from agents.tiny import build_tiny_model
 
@@ -25,6 +25,20 @@ def test_model_tiny_selects_the_tiny_preset_and_flags_override_it():
     assert (config.algo, config.istar, config.iterations, config.out) == ("grpo", True, 7, "x")
 
 
+@pytest.mark.parametrize(
+    ("changes", "recomputes"),
+    [
+        ({}, False),  # the tiny preset keeps the sampler's log-probs
+        ({"recompute_old_logprobs": True}, True),
+        ({"rollout_backend": "hf"}, True),  # text without log-probs
+        ({"istar": True}, True),  # the PRM's pi_old reference comes from its own forward pass
+        ({"istar": True, "prm_reference": "initial"}, False),
+    ],
+)
+def test_old_logprobs_are_recomputed_exactly_where_needed(changes, recomputes):
+    assert TrainConfig(**{**PRESETS["tiny"], **changes}).recomputes_old_logprobs() is recomputes
+
+
 def test_env_kwargs_are_read_as_json():
     config = parse_config(["--env-kwargs", '{"min_optimal_steps": 3}'])
     assert config.env_kwargs == {"min_optimal_steps": 3}
@@ -41,6 +55,8 @@ def test_env_kwargs_are_read_as_json():
         ({"clip_eps": 1.5}, "clip_eps=1.5"),
         ({"step_normalisation": "episode"}, "step_normalisation=.episode."),
         ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
+        ({"time_budget_s": -1.0}, "time_budget_s=-1.0"),
+        ({"sft_temperature": 0.0}, "sft_temperature=0.0"),
         ({"model": "tiny", "env_id": "istar/WebShopBrowser-v0"}, "Sokoban boards and istar/WebShop-v0 only"),
         ({"model": "tiny", "env_id": "istar/WebShop-v0", "max_new_tokens": 2}, "max_new_tokens=2"),
     ],

@@ -67,6 +67,12 @@ def test_one_iteration_updates_the_policy_and_logs_finite_metrics(tiny_policy, t
     assert "credit_gap" in metrics
 
 
+def test_time_budget_ends_the_run_and_training_seconds_are_logged(tiny_policy, tmp_path):
+    history = train(small_config(tiny_policy, tmp_path / "run", iterations=5, time_budget_s=1e-3))
+    assert len(history) == 1  # the budget is spent by the first iteration
+    assert history[0]["train_seconds_total"] == pytest.approx(history[0]["time_iteration"])
+
+
 def test_rollouts_can_go_through_the_hf_backend(tiny_policy, tmp_path):
     history = train(small_config(tiny_policy, tmp_path / "run", rollout_backend="hf"))
     assert math.isfinite(history[0]["policy_loss"]) and history[0]["env_steps"] > 0

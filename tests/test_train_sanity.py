@@ -25,11 +25,12 @@ ITERATIONS = 150
 
 
 class ContextualBandit(gym.Env):
-    """One step: observe a cue, answer with a word; reward 1 for ``ACTION_WORDS[cue]``."""
+    """One step: observe a cue, answer with a word; reward ``pay`` for ``ACTION_WORDS[cue]``, else 0."""
 
-    def __init__(self):
+    def __init__(self, pay: float = 1.0):
         self.observation_space = Text(max_length=1)
         self.action_space = Text(max_length=64)
+        self.pay = pay
         self.cue = 0
 
     def reset(self, *, seed=None, options=None):
@@ -41,7 +42,7 @@ class ContextualBandit(gym.Env):
         word = action.strip().lower()
         paid = word == ACTION_WORDS[self.cue]
         info = {"action_is_valid": word in ACTION_WORDS, "success": paid}
-        return CUES[self.cue], float(paid), True, False, info
+        return CUES[self.cue], self.pay * paid, True, False, info
 
 
 if BANDIT_ID not in gym.registry:
@@ -57,19 +58,41 @@ def test_estimator_learns_a_contextual_bandit_from_a_uniform_policy(algo, tmp_pa
     torch.manual_seed(0)
     policy, tokenizer = build_tiny_model(seed=0)
     assert max(_paid_action_probabilities(policy, tokenizer)) < 0.1  # starts near 1/18
+    _train_on_bandit(policy, tokenizer, ITERATIONS, algo=algo)
+    assert min(_paid_action_probabilities(policy, tokenizer)) >= 0.95
+
+
+def test_rows_without_advantage_do_not_move_the_policy():
+    # Nothing is ever paid and nothing is rejected (penalty 0): every advantage is 0.
+    policy, tokenizer = build_tiny_model(seed=0)
+    before = {name: value.clone() for name, value in policy.state_dict().items()}
+    metrics = _train_on_bandit(policy, tokenizer, 1, pay=0.0, invalid_action_penalty=0.0)
+    assert metrics["update_rows"] == 0
+    assert all(torch.equal(before[name], value) for name, value in policy.state_dict().items())
+
+
+def test_a_kl_penalty_keeps_every_row_in_the_update():
+    reference, tokenizer = build_tiny_model(seed=1)
+    policy, _ = build_tiny_model(seed=0)
+    metrics = _train_on_bandit(policy, tokenizer, 1, pay=0.0, invalid_action_penalty=0.0, kl_coef=0.1, initial_policy=reference)
+    assert metrics["update_rows"] == 16 * 8 and metrics["kl"] > 0
+
+
+def _train_on_bandit(policy, tokenizer, iterations: int, pay: float = 1.0, initial_policy=None, **settings) -> dict:
+    """``iterations`` of `train_iteration` on the bandit (16 cues x 8 rollouts); the last metrics."""
     config = TrainConfig(
-        **{**PRESETS["tiny"], "env_id": BANDIT_ID, "algo": algo, "max_turns": 1, "max_new_tokens": 1, "groups": 16,
-           "minibatch_size": 128, "out": str(tmp_path)}
+        **{**PRESETS["tiny"], "env_id": BANDIT_ID, "max_turns": 1, "max_new_tokens": 1, "groups": 16,
+           "minibatch_size": 128, **settings}
     )
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.policy_lr, weight_decay=0.0)
-    envs = make_vector_env(BANDIT_ID, config.groups * config.group_size)
+    envs = make_vector_env(BANDIT_ID, config.groups * config.group_size, {"pay": pay})
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     try:
-        for _ in range(ITERATIONS):
-            train_iteration(config, policy, tokenizer, cue_context, optimizer, None, None, envs, rng, generator, None)
+        for _ in range(iterations):
+            metrics = train_iteration(config, policy, tokenizer, cue_context, optimizer, None, initial_policy, envs, rng, generator, None)
     finally:
         envs.close()
-    assert min(_paid_action_probabilities(policy, tokenizer)) >= 0.95
+    return metrics
 
 
 @torch.no_grad()

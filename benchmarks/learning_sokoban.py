@@ -1,0 +1,184 @@
+"""Does RL learn? The tiny preset's RLOO beside Stable-Baselines3 PPO on Sokoban, in one run.
+
+Three learners train on the same 6x6 / 1-box level distribution for the same training seconds and
+are evaluated on the same held-out levels (test split, needing >= 3 moves, sampling at temperature 1):
+
+- ``rloo``: our trainer with the tiny preset, from the preset's warm start (clean SFT with a
+  temperature of 2.5 baked in: good features, a weak policy);
+- ``sb3 ppo``: Stable-Baselines3 PPO, ``MlpPolicy`` from scratch on a one-hot board
+  (`benchmarks/_sb3_ppo.py`): a critic, GAE and no LLM, the standard peer;
+- ``rloo v0.1``: the trainer as it stood before the learning fix (its warm start, whose second
+  phase trained every weight on 60%-random moves; 8 x 8 rollouts; 128-row minibatches at lr 1e-3;
+  a recomputed pi_old), one seed, to show what changed.
+
+Reported per learner, mean +- std over seeds: start, final and best held-out success, the gain,
+held-out success after fixed numbers of training seconds (from each curve), and curves against env
+steps and against training seconds (PNG). Training seconds exclude evaluations. Every run has one
+torch thread and the machine's cores run one run each.
+
+Sizes: ``quick`` 1 seed, 20 s per run, 64 levels; default 3 seeds (1 for v0.1), 120 s per run, 200
+levels (about 8 min on 2 cores); ``full`` 600 s per run (the 10-minute target, about 40 min).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from agents.config import PRESETS, TrainConfig
+from agents.rollout import random_play_success
+from agents.tiny import prepare_tiny_policy
+from benchmarks._sb3_ppo import train_sb3_ppo
+from benchmarks._training import train_one
+
+EVAL_KWARGS = {"split": "test", "min_optimal_steps": 3}
+# The trainer's settings before the learning fix (docs/learning.md), and its warm start.
+V01_PRESET = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
+V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "temperature": 1.0}
+
+
+def run(quick: bool = False, full: bool = False) -> dict:
+    seeds = [0] if quick else [0, 1, 2]
+    seconds = 20 if quick else 600 if full else 120
+    eval_levels = 64 if quick else 200
+    out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="learning-sokoban-"))
+    work = Path(tempfile.mkdtemp(prefix="learning-sokoban-runs-"))
+    # --quick only checks the pipeline end to end, so its warm starts are cut short.
+    short = {"episodes": 100, "clean_steps": 100} if quick else {}
+    warm = prepare_tiny_policy(work / "warm", seed=0, **short)
+    warm_v01 = prepare_tiny_policy(work / "warm-v01", seed=0, **{**V01_WARM_START, **short})
+    # Evaluate about 12 times per run whatever the budget (an RLOO iteration takes 1-1.5 s).
+    every = max(1, seconds // 15)
+    ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every)
+    tasks: dict[str, list[Callable[[], list[dict]]]] = {
+        "rloo": [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds],
+        "sb3 ppo": [
+            partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12)
+            for seed in seeds
+        ],
+        "rloo v0.1": [partial(train_one, ours(warm_v01, work / "rloo-v01-0", 0, **V01_PRESET))],
+    }
+    flat = [task for group in tasks.values() for task in group]
+    results = iter(_run_parallel(flat))
+    runs = {name: [next(results) for _ in group] for name, group in tasks.items()}
+
+    checkpoints = [t for t in (30, 60, 120, 300) if t < seconds] + [seconds]
+    table = [_summarise(name, seed_runs, checkpoints) for name, seed_runs in runs.items()]
+    random_success = random_play_success("istar/Sokoban-v0", EVAL_KWARGS, range(eval_levels), max_turns=15, seed=0)
+    metrics = {"random_success": random_success}
+    for row in table:
+        prefix = row["learner"].replace(" ", "_").replace(".", "")
+        for key, value in row.items():
+            if key.endswith("_mean") and np.isfinite(value):
+                metrics[f"{prefix}_{key}"] = value
+    rloo, ppo = table[0], table[1]
+    at = f"success_at_{checkpoints[-1]}s_mean"
+    headline = [
+        {"measure": f"Sokoban held-out success gain of RLOO in {seconds} s of training", "ours": rloo["gain_mean"],
+         "baseline": "RLOO as before the learning fix", "baseline_value": table[2]["gain_mean"]},
+        {"measure": f"Sokoban held-out success after {checkpoints[-1]} s of training, RLOO (tiny LLM policy)",
+         "ours": rloo[at], "baseline": "SB3 PPO (MLP, one-hot board)", "baseline_value": ppo[at]},
+    ]
+    if ppo[at] > 0:
+        headline[1]["ratio"] = rloo[at] / ppo[at]
+    return {
+        "title": "Learning: RLOO (tiny preset) beside SB3 PPO on Sokoban",
+        "metrics": metrics,
+        "headline": headline,
+        "table": table,
+        "plots": [_plot(runs, out / "learning_sokoban_curves.png", random_success)],
+        "notes": (
+            f"{seconds} s of training per run (evaluations excluded); {len(seeds)} seed(s), 1 for rloo v0.1; "
+            f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
+            f"random play {random_success:.3f}. success_at_Ts: the last evaluation at or before T training "
+            "seconds. One torch thread per run, one run per core."
+        ),
+    }
+
+
+def _rloo_config(policy: Path, out: Path, seed: int, *, seconds: float, eval_levels: int, eval_every: int, **overrides) -> TrainConfig:
+    return TrainConfig(
+        **{
+            **PRESETS["tiny"], "model": str(policy), "out": str(out), "seed": seed, "eval_env_kwargs": EVAL_KWARGS,
+            "time_budget_s": seconds, "iterations": 1_000_000, "eval_episodes": eval_levels, "eval_every": eval_every,
+            "progress": False, "tensorboard": False, **overrides,
+        }
+    )
+
+
+def _run_parallel(tasks: Sequence[Callable[[], list[dict]]]) -> list[list[dict]]:
+    """Every task in its own worker, one per core, results in order (spawn: a forked worker can
+    deadlock in torch's thread pool once the parent used torch)."""
+    workers = max(1, min(len(tasks), os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_call, tasks))
+
+
+def _call(task: Callable[[], list[dict]]) -> list[dict]:
+    return task()
+
+
+def _curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    evaluated = [r for r in records if r.get("eval_success") is not None]
+    return (
+        np.array([r.get("train_seconds_total", 0.0) for r in evaluated]),
+        np.array([r.get("env_steps_total", 0.0) for r in evaluated]),
+        np.array([r["eval_success"] for r in evaluated]),
+    )
+
+
+def _summarise(name: str, seed_runs: list[list[dict]], checkpoints: list[int]) -> dict:
+    columns: dict[str, list[float]] = {"start": [], "final": [], "best": [], "gain": [], "env_steps": []}
+    columns.update({f"success_at_{t}s": [] for t in checkpoints})
+    for records in seed_runs:
+        seconds, steps, success = _curve(records)
+        columns["start"].append(success[0])
+        columns["final"].append(success[-1])
+        columns["best"].append(success.max())
+        columns["gain"].append(success[-1] - success[0])
+        columns["env_steps"].append(steps[-1])
+        for t in checkpoints:
+            columns[f"success_at_{t}s"].append(success[seconds <= t + 1e-9][-1])
+    row: dict = {"learner": name, "seeds": len(seed_runs)}
+    for key, values in columns.items():
+        row[f"{key}_mean"] = round(float(np.mean(values)), 4)
+        row[f"{key}_std"] = round(float(np.std(values)), 4)
+    return row
+
+
+def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) -> str:
+    """Mean +- std held-out success against env steps and against training seconds (each seed's
+    curve interpolated onto a common grid, up to the shortest seed's end)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for name, seed_runs in runs.items():
+        curves = [_curve(records) for records in seed_runs]
+        for axis, column, label in ((axes[0], 1, "training env steps"), (axes[1], 0, "training seconds")):
+            end = min(curve[column][-1] for curve in curves)
+            grid = np.linspace(0, end, 50)
+            values = np.array([np.interp(grid, curve[column], curve[2]) for curve in curves])
+            mean, std = values.mean(0), values.std(0)
+            axis.plot(grid, mean, label=name, linestyle=":" if "v0.1" in name else "-")
+            axis.fill_between(grid, mean - std, mean + std, alpha=0.15)
+            axis.set_xlabel(label)
+    for axis in axes:
+        axis.axhline(random_success, color="grey", linewidth=0.8, linestyle=":", label="random play")
+    axes[0].set_xscale("symlog", linthresh=1e4)
+    axes[0].set_ylabel("held-out success (levels needing >= 3 moves)")
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
