@@ -23,11 +23,8 @@ more per step, so it is at least as fast per second; differences this size are w
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from functools import partial
 
 import gymnasium as gym
@@ -39,7 +36,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from istar_gym.envs.sokoban import SokobanOneHot
 
-__all__ = ["ENV_ID", "PPO_KWARGS", "train_sb3_ppo", "train_sb3_ppo_many"]
+__all__ = ["ENV_ID", "PPO_KWARGS", "train_sb3_ppo"]
 
 ENV_ID = "istar/Sokoban-v0"
 PPO_KWARGS: dict = {
@@ -120,22 +117,6 @@ def train_sb3_ppo(
     for env in eval_envs:
         env.close()
     return callback.records
-
-
-def train_sb3_ppo_many(
-    seeds: Sequence[int], workers: int | None = None, **kwargs
-) -> list[list[dict]]:
-    """`train_sb3_ppo` for every seed (in parallel, ``workers`` at a time; default one per core),
-    each with ``kwargs``; returns each run's records, in the order of ``seeds``."""
-    workers = workers or max(1, min(len(seeds), os.cpu_count() or 1))
-    train = partial(train_sb3_ppo, **kwargs)
-    if workers == 1:
-        return [train(seed) for seed in seeds]
-    # spawn: a forked worker can deadlock in torch's thread pool once the parent used torch.
-    with ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        return list(pool.map(train, seeds))
 
 
 class _BudgetsAndEvaluations(BaseCallback):

@@ -54,8 +54,8 @@ def run(quick: bool = False, full: bool = False) -> dict:
     short = {"episodes": 100, "clean_steps": 100} if quick else {}
     warm = prepare_tiny_policy(work / "warm", seed=0, **short)
     warm_v01 = prepare_tiny_policy(work / "warm-v01", seed=0, **{**V01_WARM_START, **short})
-    # Evaluate about 12 times per run whatever the budget (an RLOO iteration takes 1-1.5 s).
-    every = max(1, seconds // 15)
+    # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
+    every = max(1, seconds // 20)
     ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every)
     tasks: dict[str, list[Callable[[], list[dict]]]] = {
         "rloo": [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds],
@@ -175,6 +175,7 @@ def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) 
     for axis in axes:
         axis.axhline(random_success, color="grey", linewidth=0.8, linestyle=":", label="random play")
     axes[0].set_xscale("symlog", linthresh=1e4)
+    axes[0].set_xlim(left=0)
     axes[0].set_ylabel("held-out success (levels needing >= 3 moves)")
     axes[1].legend(fontsize=8)
     figure.tight_layout()

@@ -1,10 +1,12 @@
+"""The Stable-Baselines3 PPO peer of the learning benchmark: budgets, evaluations, and its clock."""
+
 import math
 import time
 from itertools import pairwise
 
 import pytest
 
-from benchmarks._sb3_ppo import train_sb3_ppo, train_sb3_ppo_many
+from benchmarks._sb3_ppo import train_sb3_ppo
 
 RECORD_KEYS = {
     "env_steps_total",
@@ -39,14 +41,3 @@ def test_short_run_logs_evaluations_from_step_zero_with_eval_time_excluded():
 def test_a_run_needs_a_budget():
     with pytest.raises(ValueError, match="set at least one budget"):
         train_sb3_ppo(0)
-
-
-def test_many_seeds_run_in_worker_processes():
-    runs = train_sb3_ppo_many(
-        [0, 1], workers=2, env_step_budget=256, eval_levels=4, n_envs=2
-    )
-    assert len(runs) == 2
-    assert all(
-        records[0]["env_steps_total"] == 0 and records[-1]["env_steps_total"] >= 256
-        for records in runs
-    )

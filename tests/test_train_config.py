@@ -3,8 +3,8 @@
 import pytest
 
 from agents.config import PRESETS, TrainConfig, parse_config
-from agents.train import load_policy, train
 from agents.tiny import build_tiny_model
+from agents.train import load_policy, train
 
 
 def test_paper_defaults_are_the_dataclass_defaults():
