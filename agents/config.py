@@ -284,7 +284,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 # start needs more steps than Sokoban's to learn to copy queries and ASINs. With Sokoban's invalid
 # penalty of 1.0 and policy lr 1e-3, RLOO learnt to skip the (sometimes rejected) option clicks and
 # buy at once, and held-out success fell from 0.19 to 0.10-0.17 in 6000 steps; the paper's penalty
-# of 0.1 and lr 3e-4 keep it at or above the warm start.
+# of 0.1 and lr 3e-4 keep it at or above the warm start, and with enough env steps it learns:
+# held-out success 0.175 -> 0.305 and score 0.52 -> 0.65 in 100k env steps (170 s); 6k steps, the
+# earlier benchmark budget, were too few to show it. Sokoban's 32 x 8 rollouts in 512-row
+# minibatches did the same (0.32 and 0.62 after 100k steps), so the smaller shape stays.
 PRESETS["tiny_webshop"] = {
     **PRESETS["tiny"],
     "env_id": "istar/WebShop-v0",

@@ -30,7 +30,7 @@ _CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-o
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
     variants = VARIANTS if full else VARIANTS[:2]
-    budget = 1_500 if quick else (60_000 if full else 6_000)
+    budget = 1_500 if quick else (150_000 if full else 50_000)
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-webshop-"))
     work = Path(tempfile.mkdtemp(prefix="repro-webshop-runs-"))
@@ -48,7 +48,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
             **{
                 **PRESETS["tiny_webshop"], "model": str(policy), "out": str(work / f"{name}-{seed}"), "algo": algo,
                 "istar": istar, "seed": seed, "env_kwargs": ENV_KWARGS, "env_step_budget": budget,
-                "iterations": 10_000, "eval_episodes": eval_episodes, "eval_every": 2 if quick else 5,
+                "iterations": 10_000, "eval_episodes": eval_episodes, "eval_every": 2 if quick else 20,
                 "progress": False, "tensorboard": False,
             }
         )

@@ -29,7 +29,7 @@ BUDGET = 60_000
 
 @pytest.fixture(scope="module")
 def clean_policy(tmp_path_factory):
-    """The warm start's clean supervised phase alone: a good policy (about 0.5 held-out success)."""
+    """The warm start's clean supervised phase alone: a good policy (about 0.6 held-out success)."""
     return prepare_tiny_policy(tmp_path_factory.getbasetemp() / "tiny-clean", seed=0, temperature=1.0)
 
 
