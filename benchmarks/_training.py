@@ -10,26 +10,47 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from agents.config import TrainConfig
 
-__all__ = ["istar_headline", "mean_of", "plot_mean_curves", "plot_success_curves", "series", "summarise_variant", "train_many", "train_one"]
+__all__ = [
+    "V01_PRESET",
+    "istar_headline",
+    "mean_of",
+    "plot_mean_curves",
+    "plot_success_curves",
+    "run_parallel",
+    "series",
+    "summarise_variant",
+    "train_many",
+    "train_one",
+]
+
+# The tiny preset's settings before the learning fix (docs/learning.md), for side-by-side rows.
+V01_PRESET = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
 
 
 def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> list[list[dict]]:
     """Train every config (in parallel, ``workers`` at a time; default one per core) and return
     each run's ``metrics.jsonl`` records, in the order of ``configs``."""
-    workers = workers or max(1, min(len(configs), os.cpu_count() or 1))
+    return run_parallel([partial(train_one, config) for config in configs], workers)
+
+
+def run_parallel(tasks: Sequence[Callable[[], list[dict]]], workers: int | None = None) -> list[list[dict]]:
+    """Call every task (a picklable callable returning a run's records) in worker processes,
+    ``workers`` at a time (default one per core), and return the results in order."""
+    workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
     if workers == 1:
-        return [train_one(config) for config in configs]
+        return [task() for task in tasks]
     # spawn: a forked worker can deadlock in torch's thread pool once the parent used torch.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(train_one, configs))
+        return list(pool.map(_call, tasks))
 
 
 def summarise_variant(name: str, seed_runs: list[list[dict]], step_channel: bool) -> dict:
@@ -127,3 +148,7 @@ def train_one(config: TrainConfig) -> list[dict]:
 
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
+
+
+def _call(task: Callable[[], list[dict]]) -> list[dict]:
+    return task()

@@ -22,11 +22,9 @@ levels (about 8 min on 2 cores); ``full`` 600 s per run (the 10-minute target, a
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -36,11 +34,10 @@ from agents.config import PRESETS, TrainConfig
 from agents.rollout import random_play_success
 from agents.tiny import prepare_tiny_policy
 from benchmarks._sb3_ppo import train_sb3_ppo
-from benchmarks._training import train_one
+from benchmarks._training import V01_PRESET, run_parallel, train_one
 
 EVAL_KWARGS = {"split": "test", "min_optimal_steps": 3}
-# The trainer's settings before the learning fix (docs/learning.md), and its warm start.
-V01_PRESET = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
+# The warm start before the learning fix (docs/learning.md).
 V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "temperature": 1.0}
 
 
@@ -69,7 +66,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
     # with an RLOO run: on the 2-core machine two RLOO runs side by side took 950 env steps/s each,
     # one beside a PPO run 1,800 (shared caches or memory bandwidth; not pinned down).
     order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")] + [("rloo v0.1", 0)]
-    results = dict(zip(order, _run_parallel([tasks[name][index] for name, index in order])))
+    results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}
 
     checkpoints = [t for t in (30, 60, 120, 300) if t < seconds] + [seconds]
@@ -114,18 +111,6 @@ def _rloo_config(policy: Path, out: Path, seed: int, *, seconds: float, eval_lev
             "progress": False, "tensorboard": False, **overrides,
         }
     )
-
-
-def _run_parallel(tasks: Sequence[Callable[[], list[dict]]]) -> list[list[dict]]:
-    """Every task in its own worker, one per core, results in order (spawn: a forked worker can
-    deadlock in torch's thread pool once the parent used torch)."""
-    workers = max(1, min(len(tasks), os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_call, tasks))
-
-
-def _call(task: Callable[[], list[dict]]) -> list[dict]:
-    return task()
 
 
 def _curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

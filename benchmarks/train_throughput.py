@@ -31,6 +31,7 @@ import torch
 from agents.config import PRESETS, TrainConfig
 from agents.tiny import TinySpec, prepare_tiny_policy
 from agents.train import train
+from benchmarks._training import V01_PRESET
 
 _MODELS = {"tiny": TinySpec(), "study-size": TinySpec(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512)}
 _DEFAULT_MODEL = "smollm2-135m"  # full mode only: the default model, not a tiny one
@@ -39,10 +40,9 @@ _ITERATIONS = {  # per mode: the models run and their iterations (the first one 
     "default": {"tiny": 6, "study-size": 4},
     "full": {"tiny": 11, "study-size": 11, _DEFAULT_MODEL: 11},
 }
-_V01 = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
 # (variant, iStar, settings over the tiny preset) per model
 _VARIANTS = {
-    "tiny": [("rloo v0.1", False, _V01), ("rloo", False, {}), ("rloo+istar", True, {}), ("rloo, 2 threads", False, {"torch_threads": 2})],
+    "tiny": [("rloo v0.1", False, V01_PRESET), ("rloo", False, {}), ("rloo+istar", True, {}), ("rloo, 2 threads", False, {"torch_threads": 2})],
     "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
     _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
 }
