@@ -103,6 +103,52 @@ def test_prm_variants_frozen_reference_extra_dpo_steps_mean_score_and_accuracy_g
     assert all(math.isfinite(m["prm_loss"]) for m in history)
 
 
+def test_step_rewards_scored_after_the_prm_update_see_this_batch(tiny_policy, tmp_path):
+    # At iteration 1 the PRM equals pi_old, so rewards scored before its update are exactly 0 and
+    # rewards scored after it are not.
+    before, after = (
+        train(small_config(tiny_policy, tmp_path / when, istar=True, prm_lr=1e-2, prm_rewards=when))[0] for when in ("before", "after")
+    )
+    assert before["step_reward_std"] == 0.0
+    assert after["step_reward_std"] > 1e-4
+
+
+def test_istar_prm_can_use_the_cross_entropy_loss(tiny_policy, tmp_path):
+    with Trainer(small_config(tiny_policy, tmp_path / "run", istar=True, prm_loss="ce")) as trainer:
+        assert trainer.prm.loss == "ce"
+        assert math.isfinite(trainer.iteration_step()["prm_loss"])
+
+
+def _sharper_copy(tiny_policy, target):
+    from istar_gym.llm import load_model
+    from istar_gym.rl.tiny import bake_temperature
+
+    model, tokenizer = load_model(str(tiny_policy))
+    with torch.no_grad():
+        bake_temperature(model, 0.5)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return model, tokenizer
+
+
+def test_the_prm_can_start_from_another_model_than_the_policy(tiny_policy, tmp_path):
+    sharper, _ = _sharper_copy(tiny_policy, tmp_path / "sharper")
+    config = small_config(tiny_policy, tmp_path / "run", istar=True, prm_model=str(tmp_path / "sharper"), prm_lr=1e-12)
+    with Trainer(config) as trainer:
+        assert torch.equal(trainer.prm.model.model.norm.weight, sharper.model.norm.weight)
+        assert not torch.equal(trainer.prm.model.model.norm.weight, trainer.policy.model.norm.weight)
+        # Against pi_old, a PRM sharper than the policy gives non-zero step rewards from iteration 1.
+        assert trainer.iteration_step()["step_reward_std"] > 1e-4
+
+
+def test_a_prm_model_with_another_tokenizer_is_refused(tiny_policy, tmp_path):
+    _, tokenizer = _sharper_copy(tiny_policy, tmp_path / "other")
+    tokenizer.add_tokens(["zebra"])
+    tokenizer.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="another tokenizer"):
+        Trainer(small_config(tiny_policy, tmp_path / "run", istar=True, prm_model=str(tmp_path / "other")))
+
+
 def test_prm_warmup_iterations_train_the_prm_alone_before_the_policy_moves(tiny_policy, tmp_path):
     start = load_file(str(tiny_policy / "model.safetensors"))
     warmup = small_config(tiny_policy, tmp_path / "warmup", istar=True, iterations=1, prm_warmup_iterations=1, prm_lr=1e-3)

@@ -71,6 +71,21 @@ class TrainConfig:
         default="old",
     )
     prm_updates: int = _doc("DPO steps on the PRM per iteration (paper: 1); the step rewards come before the first.", default=1)
+    prm_loss: str = _doc(
+        "Loss of iStar's PRM: dpo (paper, Eq. 2: pairs of different outcomes in a group) or ce (PRIME's cross-entropy "
+        "of sigmoid(beta * S) against each trajectory's outcome; uses one-outcome groups too). --prime always uses ce.",
+        default="dpo",
+    )
+    prm_rewards: str = _doc(
+        "When step rewards are scored: before (paper: the PRM as it was, then its update) or after the iteration's PRM "
+        "update (one more forward pass; the PRM has then learnt from this batch's outcomes).",
+        default="before",
+    )
+    prm_model: str = _doc(
+        "Start the PRM from this model (a local path, the policy's tokenizer) instead of a copy of the policy, "
+        "e.g. a better policy than the rollout policy. With prm_reference=initial it is also the frozen reference.",
+        default="",
+    )
     prm_trajectory_score: str = _doc(
         "How DPO scores a trajectory from its turns' log-ratios: sum (paper, Eq. 2) or mean (every episode weighs the same, however long).",
         default="sum",
@@ -246,6 +261,12 @@ class TrainConfig:
             raise ValueError(f"prm_trajectory_score={self.prm_trajectory_score!r}: expected 'sum' (paper) or 'mean'")
         if self.prm_warmup_iterations < 0 or (self.prm_warmup_iterations and not self.uses_prm()):
             raise ValueError(f"prm_warmup_iterations={self.prm_warmup_iterations!r}: use 0, or a count >= 1 together with --istar or --prime")
+        if self.prm_loss not in ("dpo", "ce"):
+            raise ValueError(f"prm_loss={self.prm_loss!r}: expected 'dpo' (paper) or 'ce' (PRIME's cross-entropy)")
+        if self.prm_rewards not in ("before", "after"):
+            raise ValueError(f"prm_rewards={self.prm_rewards!r}: expected 'before' (paper) or 'after' the PRM's update")
+        if self.prm_model and not self.uses_prm():
+            raise ValueError(f"prm_model={self.prm_model!r} without a PRM: add --istar or --prime, or drop --prm-model")
         if self.prm_updates < 1:
             raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):

@@ -347,9 +347,13 @@ class Trainer:
         update = self.prm.update(**batch)
         for _ in range(config.prm_updates - 1):
             self.prm.update(**batch)
-        step_rewards = torch.zeros(len(turns))
-        for indices, rewards in zip(order, update.step_rewards):
-            step_rewards[indices] = rewards.float()
+        if config.prm_rewards == "after":
+            reference = old_logprobs.tolist() if config.prm_reference_is_old() else None
+            step_rewards = self.prm.step_rewards(turns, reference).cpu().float()
+        else:
+            step_rewards = torch.zeros(len(turns))
+            for indices, rewards in zip(order, update.step_rewards):
+                step_rewards[indices] = rewards.float()
         # Gate: a PRM that ranks this batch's successes below its failures gives no step advantage.
         used = config.prm_accuracy_gate <= 0 or update.accuracy >= config.prm_accuracy_gate
         return step_rewards, {
@@ -529,10 +533,18 @@ class Trainer:
 
     def _make_prm(self) -> ImplicitPRM:
         # Paper: the PRM starts as a copy of the policy and its reference is pi_old, supplied per
-        # batch; "initial" (and PRIME) freezes a copy of the starting policy as the reference instead.
+        # batch; "initial" (and PRIME) freezes a copy of the PRM's start as the reference instead.
         config = self.config
+        if config.prm_model:
+            from istar_gym.llm import load_model
+
+            start, tokenizer = load_model(config.prm_model, device=config.device)
+            if tokenizer.get_vocab() != self.tokenizer.get_vocab():
+                raise ValueError(f"prm_model={config.prm_model!r} has another tokenizer than the policy; the PRM must score the policy's token ids")
+        else:
+            start = copy.deepcopy(self.policy)
         prm = ImplicitPRM(
-            copy.deepcopy(self.policy),
+            start,
             self.tokenizer,
             reference="supplied" if config.prm_reference_is_old() else "copy",
             beta=config.beta,
@@ -540,7 +552,7 @@ class Trainer:
             max_grad_norm=config.prm_max_grad_norm,
             batch_size=config.score_batch_size,
             trajectory_score=config.prm_trajectory_score,
-            loss="ce" if config.prime else "dpo",
+            loss="ce" if config.prime else config.prm_loss,
         )
         if self.world.size > 1:
             prm.data_parallel = self.world.data_parallel(prm.model)
