@@ -106,9 +106,7 @@ def test_prm_variants_frozen_reference_extra_dpo_steps_mean_score_and_accuracy_g
 def test_step_rewards_scored_after_the_prm_update_see_this_batch(tiny_policy, tmp_path):
     # At iteration 1 the PRM equals pi_old, so rewards scored before its update are exactly 0 and
     # rewards scored after it are not.
-    before, after = (
-        train(small_config(tiny_policy, tmp_path / when, istar=True, prm_lr=1e-2, prm_rewards=when))[0] for when in ("before", "after")
-    )
+    before, after = (train(small_config(tiny_policy, tmp_path / when, istar=True, prm_lr=1e-2, prm_rewards=when))[0] for when in ("before", "after"))
     assert before["step_reward_std"] == 0.0
     assert after["step_reward_std"] > 1e-4
 
