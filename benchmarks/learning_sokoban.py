@@ -9,16 +9,16 @@ are evaluated on the same held-out levels (test split, needing >= 3 moves, sampl
   (`benchmarks/_sb3_ppo.py`): a critic, GAE and no LLM, the standard peer;
 - ``rloo v0.1``: the trainer as it stood before the learning fix (its warm start, whose second
   phase trained every weight on 60%-random moves; 8 x 8 rollouts; 128-row minibatches at lr 1e-3;
-  a recomputed pi_old), one seed, to show what changed (--full only).
+  a recomputed pi_old), one seed, to show what changed (not in the default run).
 
 Reported per learner, mean +- std over seeds: start, final and best held-out success, the gain,
 held-out success after fixed numbers of training seconds (from each curve), and curves against env
 steps and against training seconds (PNG). Training seconds exclude evaluations. Every run has one
 torch thread and the machine's cores run one run each.
 
-Sizes: ``quick`` (a smoke test) 1 seed of rloo and sb3 ppo, 20 s per run, 64 levels, a cut warm start;
-default 3 seeds of rloo and sb3 ppo, 60 s per run, 200 levels (about 4 min on 2 cores); ``full``
-3 seeds and rloo v0.1 (1 seed), 600 s per run (the 10-minute target, about 40 min).
+Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
+default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 60 s per run, 200 levels (about 4 min on 2
+cores); ``full`` 3 seeds, 1 of rloo v0.1, 600 s per run (the 10-minute target, about 40 min).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "plots": [_plot(runs, out / "learning_sokoban_curves.png", random_success)],
         "notes": (
             f"{seconds} s of training per run (evaluations excluded); {len(seeds)} seed(s)"
-            + (", 1 for rloo v0.1; " if with_v01 else "; rloo v0.1 (the trainer before the learning fix) runs in --full only, with 600 s per run; ")
+            + (", 1 for rloo v0.1; " if with_v01 else "; rloo v0.1 (the trainer before the learning fix) runs in --full only; ")
             + f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
             f"random play {random_success:.3f}. success_at_Ts: the last evaluation at or before T training "
             "seconds. One torch thread per run, one run per core."

@@ -100,11 +100,12 @@ def run(quick: bool = False, full: bool = False) -> dict:
 
 
 def sokoban_warm_start(work: Path, quick: bool) -> Path:
-    """The tiny SFT policy every Sokoban training comparison starts from (this module,
-    `benchmarks/istar_variants.py`, `benchmarks/learning_sokoban.py`). Under `benchmarks/run_all.py`
-    it is kept in ``$ISTAR_BENCH_OUT/warm_starts`` and built by the first of them only (it is
-    deterministic: the same seed gives the same weights, byte for byte), else under ``work``.
-    --quick only checks the pipeline end to end, so its warm start is cut short."""
+    """The tiny preset's SFT policy, which this module, `benchmarks/istar_variants.py`,
+    `benchmarks/learning_sokoban.py` and `benchmarks/train_throughput.py` start from. Under
+    `benchmarks/run_all.py` it is kept in ``$ISTAR_BENCH_OUT/warm_starts`` and built by the first of
+    them only (about 26 s on one core saved per later one; the build is deterministic, the same
+    weights byte for byte), else under ``work``. --quick only checks the pipeline end to end, so
+    its warm start is cut short."""
     name = "sokoban-quick" if quick else "sokoban"
     root = os.environ.get("ISTAR_BENCH_OUT")
     target = Path(root) / "warm_starts" / name if root else work / name

@@ -113,8 +113,8 @@ def test_latest_points_at_the_newest_output_directory(tmp_path, monkeypatch):
 
 
 def test_the_sokoban_warm_start_is_built_once_per_report_and_reused(tmp_path, monkeypatch):
-    """Three Sokoban modules start from it; under run_all the second and third reuse the first's, which
-    changes no number only because building it is deterministic: a fresh build has the same bytes."""
+    """Four modules start from it; under run_all the later ones reuse the first's, which changes no
+    number only because building it is deterministic: a fresh build has the same bytes."""
     from benchmarks.repro_sokoban import sokoban_warm_start
 
     monkeypatch.setenv("ISTAR_BENCH_OUT", str(tmp_path / "report"))
