@@ -102,9 +102,9 @@ def run(quick: bool = False, full: bool = False) -> dict:
             f"{len(seeds)} seed(s), {budget} training env steps per variant, evaluated at the start and end on "
             f"{eval_episodes} held-out levels needing >= 3 moves. credit_rank_accuracy: share of states where the "
             f"step reward ranks a solver-optimal move above a non-optimal one (0.5 = chance), averaged over "
-            f"iterations. Best by that accuracy, then success: {best['variant']}. "
+            f"iterations. Best by that accuracy, then success: {best['variant']}."
             + (
-                f"Default mode: {len(names)} of the {len(VARIANTS)} variants; --full sweeps all, 3 seeds, {FULL_BUDGET} env steps."
+                f" Default mode: {len(names)} of the {len(VARIANTS)} variants; --full sweeps all, 3 seeds, {FULL_BUDGET} env steps."
                 if not (quick or full)
                 else ""
             )

@@ -107,9 +107,9 @@ def run(quick: bool = False, full: bool = False) -> dict:
             f"the scripted baselines too, the env's limit). Random: success "
             f"{metrics['random_success']:.3f}, score {metrics['random_score']:.3f}; rule: "
             f"{metrics['rule_success']:.3f}, {metrics['rule_score']:.3f}; SFT start: "
-            f"{metrics['sft_success']:.3f}, {metrics['sft_score']:.3f}. "
+            f"{metrics['sft_success']:.3f}, {metrics['sft_score']:.3f}."
             + (
-                f"Default mode: {', '.join(names)}; --full adds {', '.join(name for name in VARIANTS if name not in names)}, 3 seeds and {FULL_BUDGET} env steps."
+                f" Default mode: {', '.join(names)}; --full adds {', '.join(name for name in VARIANTS if name not in names)}, 3 seeds and {FULL_BUDGET} env steps."
                 if not (quick or full)
                 else ""
             )

@@ -130,6 +130,21 @@ def test_the_sokoban_warm_start_is_built_once_per_report_and_reused(tmp_path, mo
     assert (own / "model.safetensors").read_bytes() == weights
 
 
+def test_each_training_comparison_runs_by_default_a_subset_of_its_full_rows():
+    """The default rows are names of the dict --full runs, so that a renamed or mistyped row fails here, not
+    at the end of a long default run."""
+    from benchmarks import istar_variants, repro_sokoban, repro_webshop
+
+    for default, rows in (
+        (repro_sokoban.DEFAULT_ROWS, repro_sokoban.VARIANTS),
+        (repro_webshop.DEFAULT_ROWS, repro_webshop.VARIANTS),
+        (istar_variants.DEFAULT_VARIANTS, istar_variants.VARIANTS),
+    ):
+        assert set(default) < set(rows) and len(set(default)) == len(default)
+    assert repro_sokoban.VARIANTS[repro_sokoban.TUNED_ROW] == {"algo": "rloo", "istar": True, **repro_sokoban.TUNED_ISTAR}
+    assert repro_sokoban.TUNED_ROW in repro_sokoban.DEFAULT_ROWS
+
+
 # --- one real quick run of every module --------------------------------------------------------------
 
 
