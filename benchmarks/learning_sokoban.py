@@ -9,15 +9,16 @@ are evaluated on the same held-out levels (test split, needing >= 3 moves, sampl
   (`benchmarks/_sb3_ppo.py`): a critic, GAE and no LLM, the standard peer;
 - ``rloo v0.1``: the trainer as it stood before the learning fix (its warm start, whose second
   phase trained every weight on 60%-random moves; 8 x 8 rollouts; 128-row minibatches at lr 1e-3;
-  a recomputed pi_old), one seed, to show what changed.
+  a recomputed pi_old), one seed, to show what changed (not in the default run).
 
 Reported per learner, mean +- std over seeds: start, final and best held-out success, the gain,
 held-out success after fixed numbers of training seconds (from each curve), and curves against env
 steps and against training seconds (PNG). Training seconds exclude evaluations. Every run has one
 torch thread and the machine's cores run one run each.
 
-Sizes: ``quick`` 1 seed, 20 s per run, 64 levels; default 3 seeds (1 for v0.1), 120 s per run, 200
-levels (about 8 min on 2 cores); ``full`` 600 s per run (the 10-minute target, about 40 min).
+Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
+default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 60 s per run, 200 levels (about 4 min on 2
+cores); ``full`` 3 seeds, 1 of rloo v0.1, 600 s per run (the 10-minute target, about 40 min).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from benchmarks._sb3_ppo import train_sb3_ppo
 from benchmarks._training import V01_PRESET, run_parallel, train_one
+from benchmarks.repro_sokoban import sokoban_warm_start
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.rollout import random_play_success
 from istar_gym.rl.tiny import prepare_tiny_policy
@@ -43,26 +45,29 @@ V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "tempera
 
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else [0, 1, 2]
-    seconds = 20 if quick else 600 if full else 120
+    seconds = 20 if quick else 600 if full else 60
     eval_levels = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="learning-sokoban-"))
     work = Path(tempfile.mkdtemp(prefix="learning-sokoban-runs-"))
-    # --quick only checks the pipeline end to end, so its warm starts are cut short.
-    short = {"episodes": 100, "clean_steps": 100} if quick else {}
-    warm = prepare_tiny_policy(work / "warm", seed=0, **short)
-    warm_v01 = prepare_tiny_policy(work / "warm-v01", seed=0, **{**V01_WARM_START, **short})
+    warm = sokoban_warm_start(work, quick)
     # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
     every = max(1, seconds // 20)
     ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every)
     tasks: dict[str, list[Callable[[], list[dict]]]] = {
         "rloo": [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds],
         "sb3 ppo": [partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12) for seed in seeds],
-        "rloo v0.1": [partial(train_one, ours(warm_v01, work / "rloo-v01-0", 0, **V01_PRESET))],
     }
+    # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
+    # default leaves it to --full (--quick keeps it, cut short, to test its path).
+    with_v01 = quick or full
+    if with_v01:
+        short = {"episodes": 100, "clean_steps": 100} if quick else {}
+        warm_v01 = prepare_tiny_policy(work / "warm-v01", seed=0, **{**V01_WARM_START, **short})
+        tasks["rloo v0.1"] = [partial(train_one, ours(warm_v01, work / "rloo-v01-0", 0, **V01_PRESET))]
     # Interleaved, so that each RLOO run shares the machine with a PPO run, as each PPO run does
     # with an RLOO run: on the 2-core machine two RLOO runs side by side took 950 env steps/s each,
     # one beside a PPO run 1,800 (shared caches or memory bandwidth; not pinned down).
-    order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")] + [("rloo v0.1", 0)]
+    order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")] + [("rloo v0.1", 0)] * with_v01
     results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}
 
@@ -75,15 +80,10 @@ def run(quick: bool = False, full: bool = False) -> dict:
         for key, value in row.items():
             if key.endswith("_mean") and np.isfinite(value):
                 metrics[f"{prefix}_{key}"] = value
-    rloo, ppo = table[0], table[1]
+    rows = {row["learner"]: row for row in table}
+    rloo, ppo = rows["rloo"], rows["sb3 ppo"]
     at = f"success_at_{checkpoints[-1]}s_mean"
     headline = [
-        {
-            "measure": f"Sokoban held-out success gain of RLOO in {seconds} s of training",
-            "ours": rloo["gain_mean"],
-            "baseline": "RLOO as before the learning fix",
-            "baseline_value": table[2]["gain_mean"],
-        },
         {
             "measure": f"Sokoban held-out success after {checkpoints[-1]} s of training, RLOO (tiny LLM policy)",
             "ours": rloo[at],
@@ -92,7 +92,17 @@ def run(quick: bool = False, full: bool = False) -> dict:
         },
     ]
     if ppo[at] > 0:
-        headline[1]["ratio"] = rloo[at] / ppo[at]
+        headline[0]["ratio"] = rloo[at] / ppo[at]
+    if with_v01:
+        headline.insert(
+            0,
+            {
+                "measure": f"Sokoban held-out success gain of RLOO in {seconds} s of training",
+                "ours": rloo["gain_mean"],
+                "baseline": "RLOO as before the learning fix",
+                "baseline_value": rows["rloo v0.1"]["gain_mean"],
+            },
+        )
     return {
         "title": "Learning: RLOO (tiny preset) beside SB3 PPO on Sokoban",
         "metrics": metrics,
@@ -100,8 +110,9 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "table": table,
         "plots": [_plot(runs, out / "learning_sokoban_curves.png", random_success)],
         "notes": (
-            f"{seconds} s of training per run (evaluations excluded); {len(seeds)} seed(s), 1 for rloo v0.1; "
-            f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
+            f"{seconds} s of training per run (evaluations excluded); {len(seeds)} seed(s)"
+            + (", 1 for rloo v0.1; " if with_v01 else "; rloo v0.1 (the trainer before the learning fix) runs in --full only; ")
+            + f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
             f"random play {random_success:.3f}. success_at_Ts: the last evaluation at or before T training "
             "seconds. One torch thread per run, one run per core."
         ),

@@ -1,6 +1,6 @@
 """Run every benchmark module, each in a fresh process, and write one report.
 
-    python benchmarks/run_all.py            # defaults: every module, about 50 min on 2 CPU cores
+    python benchmarks/run_all.py            # defaults: every module, about 26 min on 2 CPU cores
     python benchmarks/run_all.py --quick    # smoke-sized, about 3 min (CI)
     python benchmarks/run_all.py --full     # paper-scale settings, for big machines and GPUs
     python benchmarks/run_all.py --only sokoban_throughput,prm_scaling
@@ -24,9 +24,10 @@ Each module runs in its own Python process, so its memory and import state are i
 measuring peak RSS does not see a model the previous one loaded) and a crash or a timeout in one
 is recorded in its section while the others still run. The report gives each module's wall and
 CPU seconds (on a shared machine the first also counts other work's turns). Output goes to
-``benchmarks/results/<timestamp>/`` (or ``--out``): ``results.json``, ``report.md``, the PNGs and one
-log per module under ``logs/``; ``benchmarks/results/latest`` then points at the newest default
-output directory.
+``benchmarks/results/<timestamp>/`` (or ``--out``): ``results.json``, ``report.md``, the PNGs, one
+log per module under ``logs/`` and, under ``warm_starts/``, the warm-started policies that several
+modules share (built by the first that needs one); ``benchmarks/results/latest`` then points at the
+newest default output directory.
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ def write_report(out: Path, results: dict, meta: dict) -> Path:
         machine_line(meta["machine"]),
         "",
         (
-            f"Mode: {meta['mode']} (`{meta['command']}`), started {meta['started']}, {meta['seconds']:.0f} s in all; "
+            f"Mode: {meta['mode']} (`{meta['command']}`; each section's notes say what this mode measures), "
+            f"started {meta['started']}, {meta['seconds']:.0f} s in all; "
             f"{len(results)} modules, {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}."
         ),
         "",

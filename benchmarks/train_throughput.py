@@ -29,11 +29,12 @@ import numpy as np
 import torch
 
 from benchmarks._training import V01_PRESET
+from benchmarks.repro_sokoban import sokoban_warm_start
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.tiny import TinySpec, prepare_tiny_policy
 from istar_gym.rl.trainer import train
 
-_MODELS = {"tiny": TinySpec(), "study-size": TinySpec(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512)}
+_STUDY_SIZE = TinySpec(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512)
 _DEFAULT_MODEL = "smollm2-135m"  # full mode only: the default model, not a tiny one
 _ITERATIONS = {  # per mode: the models run and their iterations (the first one is a warm-up)
     "quick": {"tiny": 3},
@@ -57,9 +58,10 @@ def run(quick: bool = False, full: bool = False) -> dict:
     for model in models:
         if model == _DEFAULT_MODEL:
             policy, device = "default", "cuda" if torch.cuda.is_available() else "cpu"
+        elif model == "tiny":  # the Sokoban comparisons' warm start, shared with them under run_all
+            policy, device = sokoban_warm_start(work, quick), "cpu"
         else:
-            clean = {"episodes": 100, "clean_steps": 100} if quick or model != "tiny" else {}
-            policy, device = prepare_tiny_policy(work / model, seed=0, spec=_MODELS[model], **clean), "cpu"
+            policy, device = prepare_tiny_policy(work / model, seed=0, spec=_STUDY_SIZE, episodes=100, clean_steps=100), "cpu"
         for variant, istar, settings in _VARIANTS[model]:
             config = TrainConfig(
                 **{

@@ -112,6 +112,39 @@ def test_latest_points_at_the_newest_output_directory(tmp_path, monkeypatch):
     assert os.readlink(tmp_path / "latest") == "20260102T000000Z"  # relative, so the folder can move
 
 
+def test_the_sokoban_warm_start_is_built_once_per_report_and_reused(tmp_path, monkeypatch):
+    """Four modules start from it; under run_all the later ones reuse the first's, which changes no
+    number only because building it is deterministic: a fresh build has the same bytes."""
+    from benchmarks.repro_sokoban import sokoban_warm_start
+
+    monkeypatch.setenv("ISTAR_BENCH_OUT", str(tmp_path / "report"))
+    shared = sokoban_warm_start(tmp_path / "module-a", quick=True)
+    weights = (shared / "model.safetensors").read_bytes()
+    built = (shared / "model.safetensors").stat().st_mtime_ns
+    assert sokoban_warm_start(tmp_path / "module-b", quick=True) == shared == tmp_path / "report" / "warm_starts" / "sokoban-quick"
+    assert (shared / "model.safetensors").stat().st_mtime_ns == built  # reused, not rebuilt
+
+    monkeypatch.delenv("ISTAR_BENCH_OUT")
+    own = sokoban_warm_start(tmp_path / "module-c", quick=True)  # outside run_all: the module's own, built afresh
+    assert own == tmp_path / "module-c" / "sokoban-quick"
+    assert (own / "model.safetensors").read_bytes() == weights
+
+
+def test_each_training_comparison_runs_by_default_a_subset_of_its_full_rows():
+    """The default rows are names of the dict --full runs, so that a renamed or mistyped row fails here, not
+    at the end of a long default run."""
+    from benchmarks import istar_variants, repro_sokoban, repro_webshop
+
+    for default, rows in (
+        (repro_sokoban.DEFAULT_ROWS, repro_sokoban.VARIANTS),
+        (repro_webshop.DEFAULT_ROWS, repro_webshop.VARIANTS),
+        (istar_variants.DEFAULT_VARIANTS, istar_variants.VARIANTS),
+    ):
+        assert set(default) < set(rows) and len(set(default)) == len(default)
+    assert repro_sokoban.VARIANTS[repro_sokoban.TUNED_ROW] == {"algo": "rloo", "istar": True, **repro_sokoban.TUNED_ISTAR}
+    assert repro_sokoban.TUNED_ROW in repro_sokoban.DEFAULT_ROWS
+
+
 # --- one real quick run of every module --------------------------------------------------------------
 
 
