@@ -57,6 +57,7 @@ def test_env_kwargs_are_read_as_json():
         ({"step_normalisation": "episode"}, "step_normalisation=.episode."),
         ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
         ({"prm_loss": "hinge"}, "prm_loss=.hinge."),
+        ({"lr_schedule": "cosine"}, "lr_schedule=.cosine."),
         ({"prm_rewards": "during"}, "prm_rewards=.during."),
         ({"prm_model": "/tmp/prm"}, "prm_model=.*add --istar or --prime"),
         ({"time_budget_s": -1.0}, "time_budget_s=-1.0"),

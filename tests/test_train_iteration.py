@@ -103,6 +103,22 @@ def test_prm_variants_frozen_reference_extra_dpo_steps_mean_score_and_accuracy_g
     assert all(math.isfinite(m["prm_loss"]) for m in history)
 
 
+@pytest.mark.parametrize(("schedule", "expected"), [("constant", [1e-3, 1e-3, 1e-3]), ("linear", [1e-3, 2e-3 / 3, 1e-3 / 3])])
+def test_learning_rate_schedule_over_the_iterations(tiny_policy, tmp_path, schedule, expected):
+    history = train(small_config(tiny_policy, tmp_path / schedule, iterations=3, policy_lr=1e-3, lr_schedule=schedule))
+    assert [m["policy_lr"] for m in history] == pytest.approx(expected)
+
+
+def test_linear_learning_rate_follows_the_env_step_budget_when_it_ends_the_run(tiny_policy, tmp_path):
+    config = small_config(tiny_policy, tmp_path / "run", iterations=1000, env_step_budget=100, policy_lr=1e-3, lr_schedule="linear", algo="ppo")
+    with Trainer(config) as trainer:
+        trainer.env_steps = 50
+        trainer._schedule_learning_rates()
+        assert trainer.budget_spent() == 0.5
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+        assert trainer.critic_optimizer.param_groups[0]["lr"] == pytest.approx(config.critic_lr / 2)
+
+
 def test_step_rewards_scored_after_the_prm_update_see_this_batch(tiny_policy, tmp_path):
     # At iteration 1 the PRM equals pi_old, so rewards scored before its update are exactly 0 and
     # rewards scored after it are not.

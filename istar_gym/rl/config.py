@@ -139,6 +139,11 @@ class TrainConfig:
     )
     policy_lr: float = _doc("AdamW learning rate of the policy (paper: 5e-7).", default=5e-7)
     prm_lr: float = _doc("AdamW learning rate of the PRM (paper: 1e-6).", default=1e-6)
+    lr_schedule: str = _doc(
+        "Policy and critic learning rate over the run: constant (paper) or linear (falls to 0 as the run's budget is spent: "
+        "iterations, env steps or training seconds, whichever ends the run first; as CleanRL's PPO anneals it).",
+        default="constant",
+    )
     clip_eps: float = _doc("PPO clip range epsilon (paper: 0.2).", default=0.2)
     kl_coef: float = _doc("Weight of a KL penalty to the initial policy (paper: 0, none).", default=0.0)
     ppo_epochs: int = _doc("Passes over the iteration's turns per policy update (paper: 1).", default=1)
@@ -269,6 +274,8 @@ class TrainConfig:
             raise ValueError(f"prm_model={self.prm_model!r} without a PRM: add --istar or --prime, or drop --prm-model")
         if self.prm_updates < 1:
             raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: expected 'constant' (paper) or 'linear'")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):
             raise ValueError(f"loss_aggregation={self.loss_aggregation!r}: expected 'turn_mean' or 'trajectory_mean'")
         if self.step_normalisation not in STEP_NORMALISATIONS:

@@ -213,11 +213,12 @@ class Trainer:
         progress = _progress_bar(config, self.iteration, self.world.is_main)
         try:
             while self.iteration < config.iterations and not self.out_of_budget():
+                self._schedule_learning_rates()
                 metrics = self._guarded_iteration()
                 self.iteration += 1
                 self.env_steps += int(metrics["env_steps"])
                 self.train_seconds += metrics["time_iteration"]
-                metrics.update(env_steps_total=float(self.env_steps), train_seconds_total=self.train_seconds)
+                metrics.update(env_steps_total=float(self.env_steps), train_seconds_total=self.train_seconds, policy_lr=self.optimizer.param_groups[0]["lr"])
                 last = self.iteration == config.iterations or self.out_of_budget()
                 if self.eval_envs is not None and (last or (config.eval_every and self.iteration % config.eval_every == 0)):
                     metrics.update(self.evaluate())
@@ -251,6 +252,25 @@ class Trainer:
             and self.env_steps >= config.env_step_budget
             or (bool(config.time_budget_s) and self.train_seconds >= config.time_budget_s)
         )
+
+    def budget_spent(self) -> float:
+        """Share of the run spent so far: the largest of iterations, env steps and training seconds
+        over their limits (the one that will end the run)."""
+        config = self.config
+        shares = [self.iteration / config.iterations]
+        if config.env_step_budget:
+            shares.append(self.env_steps / config.env_step_budget)
+        if config.time_budget_s:
+            shares.append(self.train_seconds / config.time_budget_s)
+        return min(1.0, max(shares))
+
+    def _schedule_learning_rates(self) -> None:
+        if self.config.lr_schedule == "constant":
+            return
+        remaining = 1.0 - self.budget_spent()
+        for optimizer, lr in ((self.optimizer, self.config.policy_lr), (self.critic_optimizer, self.config.critic_lr)):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group["lr"] = lr * remaining
 
     def _guarded_iteration(self) -> dict[str, float]:
         if self.config.rollout_backend == "vllm":
