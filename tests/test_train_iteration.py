@@ -127,6 +127,16 @@ def test_step_rewards_scored_after_the_prm_update_see_this_batch(tiny_policy, tm
     assert after["step_reward_std"] > 1e-4
 
 
+@pytest.mark.parametrize("follows", [False, True])
+def test_a_prm_that_follows_the_policy_moves_by_the_policy_update(tiny_policy, tmp_path, follows):
+    config = small_config(tiny_policy, tmp_path / str(follows), istar=True, prm_lr=1e-12, prm_follows_policy=follows)
+    with Trainer(config) as trainer:
+        trainer.iteration_step()
+        same = all(torch.allclose(a, b, atol=1e-9) for a, b in zip(trainer.prm.model.parameters(), trainer.policy.parameters()))
+    # The PRM started as the policy and learnt (almost) nothing itself: following, it is the policy again.
+    assert same == follows
+
+
 def test_istar_prm_can_use_the_cross_entropy_loss(tiny_policy, tmp_path):
     with Trainer(small_config(tiny_policy, tmp_path / "run", istar=True, prm_loss="ce")) as trainer:
         assert trainer.prm.loss == "ce"

@@ -81,6 +81,12 @@ class TrainConfig:
         "update (one more forward pass; the PRM has then learnt from this batch's outcomes).",
         default="before",
     )
+    prm_follows_policy: bool = _doc(
+        "After each policy update, add the policy's parameter change to the PRM as well, so the step reward "
+        "log pi_phi/pi_old keeps only what the PRM learnt from outcomes. Without it, a policy that learns faster than "
+        "its PRM makes pi_old overtake pi_phi on good moves, and the reward ranks them below bad ones. Not in the paper.",
+        default=False,
+    )
     prm_model: str = _doc(
         "Start the PRM from this model (a local path, the policy's tokenizer) instead of a copy of the policy, "
         "e.g. a better policy than the rollout policy. With prm_reference=initial it is also the frozen reference.",
@@ -270,6 +276,8 @@ class TrainConfig:
             raise ValueError(f"prm_loss={self.prm_loss!r}: expected 'dpo' (paper) or 'ce' (PRIME's cross-entropy)")
         if self.prm_rewards not in ("before", "after"):
             raise ValueError(f"prm_rewards={self.prm_rewards!r}: expected 'before' (paper) or 'after' the PRM's update")
+        if self.prm_follows_policy and not self.uses_prm():
+            raise ValueError("prm_follows_policy=True without a PRM: add --istar or --prime, or drop --prm-follows-policy")
         if self.prm_model and not self.uses_prm():
             raise ValueError(f"prm_model={self.prm_model!r} without a PRM: add --istar or --prime, or drop --prm-model")
         if self.prm_updates < 1:

@@ -320,7 +320,10 @@ class Trainer:
         update_started = time.perf_counter()
         metrics["policy_updated"] = float(train_policy)
         if train_policy:
+            policy_before = [p.detach().clone() for p in self.policy.parameters()] if config.prm_follows_policy else None
             metrics.update(self.update_policy(turns, old_logprobs, advantages, self._row_weights(rollouts, episode_of_turn)))
+            if policy_before is not None:
+                self._move_prm_with_policy(policy_before)
             if self.critic is not None:
                 metrics.update(self.update_critic([context for context, _ in turns], returns))
         update_time = time.perf_counter() - update_started
@@ -551,6 +554,12 @@ class Trainer:
             metrics.update({name.replace("credit_", "credit_step_"): value for name, value in step.items()})
         return metrics
 
+    @torch.no_grad()
+    def _move_prm_with_policy(self, policy_before: list[torch.Tensor]) -> None:
+        for prm_parameter, now, before in zip(self.prm.model.parameters(), self.policy.parameters(), policy_before, strict=True):
+            prm_parameter.add_(now - before)
+        self.prm.version += 1  # incremental scorers must not reuse scores of the PRM as it was
+
     def _make_prm(self) -> ImplicitPRM:
         # Paper: the PRM starts as a copy of the policy and its reference is pi_old, supplied per
         # batch; "initial" (and PRIME) freezes a copy of the PRM's start as the reference instead.
@@ -559,6 +568,9 @@ class Trainer:
             from istar_gym.llm import load_model
 
             start, tokenizer = load_model(config.prm_model, device=config.device)
+            shapes = [p.shape for p in start.parameters()]
+            if config.prm_follows_policy and shapes != [p.shape for p in self.policy.parameters()]:
+                raise ValueError(f"prm_follows_policy=True with prm_model={config.prm_model!r}: the PRM must have the policy's architecture to follow it")
             if tokenizer.get_vocab() != self.tokenizer.get_vocab():
                 raise ValueError(f"prm_model={config.prm_model!r} has another tokenizer than the policy; the PRM must score the policy's token ids")
         else:
