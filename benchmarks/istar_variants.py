@@ -14,15 +14,24 @@ changes one thing, from the same warm-started tiny policy and training budget as
   long failure does not push each of its moves down as hard as a short success pushes its moves up;
 * ``PRM lr 3e-3``: a PRM learning rate above the policy's, so the PRM leads rather than lags;
 * ``gate 0.6``: the step advantage is used only when the PRM ranks the batch's pairs right >= 60%;
-* ``alpha`` and ``beta`` sweeps, and the step-advantage normalisations of `istar_gym.credit`.
+* ``alpha`` and ``beta`` sweeps, and the step-advantage normalisations of `istar_gym.credit`;
+* ``CE loss``: PRIME's cross-entropy on outcome labels instead of DPO (reported as more data-efficient),
+  with the paper's pi_old reference and with a frozen one;
+* ``rewards after the update``: step rewards scored by the PRM after this batch's update, not before;
+* ``PRM follows the policy``: each policy update is added to the PRM too, so log pi_phi/pi_old keeps
+  only what the PRM learnt (with the paper's reference, the policy's own progress is subtracted);
+* ``PRM from the clean SFT``: the PRM starts from the warm start's clean supervised policy (its baked
+  temperature taken out), a better policy than the rollout policy; and the same PRM with a learning
+  rate of 1e-12, which never learns: what its start alone gives.
 
 Variants are ranked by the credit-assignment accuracy of their step reward (how often it ranks a
 solver-optimal move above another in the same state: 0.5 is chance), then by held-out success.
 
 Sizes: ``quick`` (a smoke test) the first 3 variants, 1 seed, 1,500 env steps, 32 levels, a cut warm
 start; default the variants of `DEFAULT_VARIANTS` (plain RLOO, the paper's setting, the tuned
-setting of `benchmarks/repro_sokoban.py` and two runners-up of the last sweep of all), 1 seed,
-30,000 env steps, 200 levels at the start and the end, about 2 min on 2 cores; ``full`` every
+setting of `benchmarks/repro_sokoban.py` and the same PRM that never learns, the CE loss and the
+frozen reference), 1 seed, 30,000 env steps, 200 levels at the start and the end, about 3 min on 2
+cores; ``full`` every
 variant of `VARIANTS`, 3 seeds, 100,000 env steps.
 """
 
@@ -34,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._training import mean_of, summarise_variant, train_many
-from benchmarks.repro_sokoban import sokoban_config, sokoban_warm_start
+from benchmarks.repro_sokoban import CLEAN_SFT, sokoban_config, sokoban_warm_start
 
 VARIANTS: dict[str, dict] = {
     "rloo (no iStar)": {"istar": False},
@@ -51,11 +60,24 @@ VARIANTS: dict[str, dict] = {
     "normalise: trajectory": {"step_normalisation": "trajectory"},
     "normalise: none": {"step_normalisation": "none"},
     "frozen ref + 4 steps + lr 3e-3": {"prm_reference": "initial", "prm_updates": 4, "prm_lr": 3e-3},
+    "CE loss": {"prm_loss": "ce"},
+    "CE loss, frozen reference": {"prm_loss": "ce", "prm_reference": "initial"},
+    "rewards after the update": {"prm_rewards": "after"},
+    "PRM follows the policy": {"prm_follows_policy": True},
+    "PRM from the clean SFT": {"prm_model": CLEAN_SFT},
+    "PRM from the clean SFT, never learns": {"prm_model": CLEAN_SFT, "prm_lr": 1e-12},
 }
-# The default run's handful (alpha 0.25 is TUNED_ISTAR of `benchmarks/repro_sokoban.py`; in the last
-# sweep of all, frozen reference had the best credit accuracy and no normalisation the second-best
-# success); --full sweeps all of VARIANTS.
-DEFAULT_VARIANTS = ["rloo (no iStar)", "paper iStar", "alpha 0.25", "frozen reference", "normalise: none"]
+# The default run's handful: plain RLOO, the paper's setting, the tuned setting of
+# `benchmarks/repro_sokoban.py` beside the same PRM that never learns (what does the PRM's learning
+# add?), PRIME's loss in iStar, and the frozen reference; --full sweeps all of VARIANTS.
+DEFAULT_VARIANTS = [
+    "rloo (no iStar)",
+    "paper iStar",
+    "PRM from the clean SFT",
+    "PRM from the clean SFT, never learns",
+    "CE loss",
+    "frozen reference",
+]
 FULL_BUDGET = 100_000
 
 

@@ -1,10 +1,12 @@
 """Does RL learn? The tiny preset's RLOO beside Stable-Baselines3 PPO on Sokoban, in one run.
 
-Three learners train on the same 6x6 / 1-box level distribution for the same training seconds and
+The learners train on the same 6x6 / 1-box level distribution for the same training seconds and
 are evaluated on the same held-out levels (test split, needing >= 3 moves, sampling at temperature 1):
 
 - ``rloo``: our trainer with the tiny preset, from the preset's warm start (clean SFT with a
-  temperature of 2.5 baked in: good features, a weak policy);
+  temperature of 3 baked in: good features, a weak policy);
+- ``rloo lr annealed`` (``full`` only): the same with ``lr_schedule="linear"``, its learning rate
+  falling to 0 over the training seconds, to see whether late evaluations stay at their best;
 - ``sb3 ppo``: Stable-Baselines3 PPO, ``MlpPolicy`` from scratch on a one-hot board
   (`benchmarks/_sb3_ppo.py`): a critic, GAE and no LLM, the standard peer;
 - ``rloo v0.1``: the trainer as it stood before the learning fix (its warm start, whose second
@@ -18,7 +20,7 @@ torch thread and the machine's cores run one run each.
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 60 s per run, 200 levels (about 4 min on 2
-cores); ``full`` 3 seeds, 1 of rloo v0.1, 600 s per run (the 10-minute target, about 40 min).
+cores); ``full`` 3 seeds (1 of rloo v0.1), 600 s per run (the 10-minute target, about an hour).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "rloo": [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds],
         "sb3 ppo": [partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12) for seed in seeds],
     }
+    if full:
+        # The same RLOO with its learning rate annealed linearly to 0 over the training seconds (as
+        # CleanRL's PPO does): does it keep the late evaluations at their best?
+        tasks["rloo lr annealed"] = [partial(train_one, ours(warm, work / f"rloo-annealed-{seed}", seed, lr_schedule="linear")) for seed in seeds]
     # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
     # default leaves it to --full (--quick keeps it, cut short, to test its path).
     with_v01 = quick or full
@@ -67,7 +73,8 @@ def run(quick: bool = False, full: bool = False) -> dict:
     # Interleaved, so that each RLOO run shares the machine with a PPO run, as each PPO run does
     # with an RLOO run: on the 2-core machine two RLOO runs side by side took 950 env steps/s each,
     # one beside a PPO run 1,800 (shared caches or memory bandwidth; not pinned down).
-    order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")] + [("rloo v0.1", 0)] * with_v01
+    order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")]
+    order += [("rloo lr annealed", index) for index in range(len(seeds)) if full] + [("rloo v0.1", 0)] * with_v01
     results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}
 

@@ -145,6 +145,15 @@ def test_each_training_comparison_runs_by_default_a_subset_of_its_full_rows():
     assert repro_sokoban.TUNED_ROW in repro_sokoban.DEFAULT_ROWS
 
 
+def test_the_clean_sft_placeholder_becomes_the_unflattened_warm_start(tiny_policy, tmp_path):
+    from benchmarks.repro_sokoban import CLEAN_SFT, sokoban_config
+
+    config = sokoban_config(tiny_policy, tmp_path / "run", 0, 1_000, 0, 0, istar=True, prm_model=CLEAN_SFT)
+    clean = Path(config.prm_model)
+    assert clean == tiny_policy.with_name(tiny_policy.name + "-clean") and (clean / "config.json").is_file()
+    assert sokoban_config(tiny_policy, tmp_path / "again", 0, 1_000, 0, 0, istar=True, prm_model=CLEAN_SFT).prm_model == str(clean)
+
+
 # --- one real quick run of every module --------------------------------------------------------------
 
 

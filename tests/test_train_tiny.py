@@ -12,6 +12,7 @@ from istar_gym.rl.tiny import (
     build_tiny_model,
     collect_demonstrations,
     tiny_context,
+    unflattened_policy,
     warm_start,
 )
 
@@ -55,3 +56,12 @@ def test_warm_start_lowers_the_imitation_loss():
     demonstrations = collect_demonstrations(episodes=60, noise=0.0, seed=1, tokenizer=tokenizer)
     losses = warm_start(model, tokenizer, demonstrations, steps=30, batch_size=64)
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_unflattened_policy_takes_the_baked_temperature_out_again(tiny_policy, tmp_path):
+    flat = LlamaForCausalLM.from_pretrained(tiny_policy)
+    clean = LlamaForCausalLM.from_pretrained(unflattened_policy(tiny_policy, tmp_path / "clean", temperature=3.0))
+    assert torch.allclose(clean.model.norm.weight, 3.0 * flat.model.norm.weight)
+    # Every other weight (the features) is the warm start's.
+    others = [(name, p) for name, p in flat.named_parameters() if name != "model.norm.weight"]
+    assert all(torch.equal(p, clean.get_parameter(name)) for name, p in others)

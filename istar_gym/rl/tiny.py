@@ -57,6 +57,7 @@ __all__ = [
     "save_policy",
     "tiny_context",
     "tiny_sokoban_context",
+    "unflattened_policy",
     "warm_start",
     "warm_start_in_phases",
 ]
@@ -281,6 +282,19 @@ def bake_temperature(model: LlamaForCausalLM, temperature: float) -> None:
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: use a positive temperature (1 leaves the policy as it is)")
     model.get_decoder().norm.weight.div_(temperature)
+
+
+def unflattened_policy(policy: str | os.PathLike, target: str | os.PathLike, temperature: float = 3.0) -> Path:
+    """Save (once) a copy of a warm-started tiny policy with its baked ``temperature`` taken out again:
+    the clean supervised policy, a better policy than the one RL starts from. iStar's PRM can start
+    from it (``TrainConfig.prm_model``)."""
+    target = Path(target)
+    if (target / "config.json").is_file():
+        return target
+    model = LlamaForCausalLM.from_pretrained(policy)
+    with torch.no_grad():
+        bake_temperature(model, 1.0 / temperature)
+    return save_policy(model, PreTrainedTokenizerFast.from_pretrained(policy), target)
 
 
 def warm_start_in_phases(
