@@ -1,6 +1,6 @@
 """Does iStar help at CPU scale on WebShop? RLOO with and without implicit step rewards, beside GiGPO
-and, in --full, the paper table's other rows (PRIME, PPO with a critic, GRPO with and without iStar),
-from one warm-started tiny WebShop policy, at an equal env-step budget.
+and, in --full, the paper table's other rows (PRIME, PPO with a critic, GRPO with and without iStar,
+REINFORCE++), from one warm-started tiny WebShop policy, at an equal env-step budget.
 
 Every run starts from the same SFT policy (`istar_gym.rl.tiny_webshop`) on the default 1000-product
 catalogue, trains on train-split goals and is evaluated on the same fixed held-out goals (the test
@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict] = {
     "ppo": {"algo": "ppo"},
     "grpo": {"algo": "grpo"},
     "grpo+istar": {"algo": "grpo", "istar": True},
+    "reinforce_pp": {"algo": "reinforce_pp"},
 }
 # The default run compares RLOO with and without iStar and GiGPO; --full runs all of VARIANTS.
 DEFAULT_ROWS = ["rloo", "rloo+istar", "gigpo"]
