@@ -77,6 +77,17 @@ def test_update_gradient_reaches_pi_phi_and_moves_only_it(tiny, sokoban_contexts
 
 
 @pytest.mark.parametrize("loss", ["dpo", "ce"])
+def test_update_without_a_step_reports_the_loss_and_leaves_pi_phi_as_it_is(tiny, sokoban_contexts, loss):
+    model, tokenizer = tiny
+    prm = ImplicitPRM(copy.deepcopy(model), tokenizer, lr=1e-3, loss=loss)
+    before = copy.deepcopy(prm.model.state_dict())
+    result = prm.update(*trajectories_where_left_first_succeeds(sokoban_contexts), step=False)
+    assert result.loss == pytest.approx(math.log(2))  # pi_phi == pi_ref: sigmoid(0) for every pair or label
+    assert (result.pairs, result.grad_norm, prm.version) == (4, 0.0, 0)
+    assert all(torch.equal(before[k], v) for k, v in prm.model.state_dict().items())
+
+
+@pytest.mark.parametrize("loss", ["dpo", "ce"])
 @pytest.mark.parametrize("trajectory_score", ["sum", "mean"])
 def test_update_gradient_equals_that_of_the_full_loss(tiny, sokoban_contexts, trajectory_score, loss):
     model, tokenizer = tiny

@@ -58,6 +58,7 @@ def test_env_kwargs_are_read_as_json():
         ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
         ({"prm_loss": "hinge"}, "prm_loss=.hinge."),
         ({"lr_schedule": "cosine"}, "lr_schedule=.cosine."),
+        ({"prm_updates": -1}, "prm_updates=-1"),
         ({"prm_follows_policy": True}, "prm_follows_policy=True without a PRM"),
         ({"prm_rewards": "during"}, "prm_rewards=.during."),
         ({"prm_model": "/tmp/prm"}, "prm_model=.*add --istar or --prime"),

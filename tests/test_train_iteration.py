@@ -165,6 +165,15 @@ def test_the_prm_can_start_from_another_model_than_the_policy(tiny_policy, tmp_p
         assert trainer.iteration_step()["step_reward_std"] > 1e-4
 
 
+def test_a_static_prm_gives_step_rewards_from_its_start_and_never_moves(tiny_policy, tmp_path):
+    sharper, _ = _sharper_copy(tiny_policy, tmp_path / "sharper")
+    config = small_config(tiny_policy, tmp_path / "run", istar=True, iterations=2, prm_model=str(tmp_path / "sharper"), prm_updates=0)
+    with Trainer(config) as trainer:
+        history = [trainer.iteration_step() for _ in range(2)]
+        assert all(torch.equal(a, b) for a, b in zip(trainer.prm.model.parameters(), sharper.parameters()))
+    assert all(m["prm_grad_norm"] == 0.0 and m["step_reward_std"] > 1e-4 for m in history)
+
+
 def test_a_prm_model_with_another_tokenizer_is_refused(tiny_policy, tmp_path):
     _, tokenizer = _sharper_copy(tiny_policy, tmp_path / "other")
     tokenizer.add_tokens(["zebra"])

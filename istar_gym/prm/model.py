@@ -207,6 +207,7 @@ class ImplicitPRM:
         *,
         threshold: float | None = None,
         reference_logprobs: Sequence[Sequence[ReferenceLogprob]] | None = None,
+        step: bool = True,
     ) -> DPOUpdate:
         """One optimizer step on pi_phi with the PRM's loss: multi-turn DPO over all preference pairs of
         each group (Eq. 2), or the cross-entropy against each trajectory's outcome label.
@@ -218,6 +219,8 @@ class ImplicitPRM:
                 ``threshold``, or soft labels in [0, 1]).
             reference_logprobs: per trajectory, the reference log-prob of each turn (pi_old's, from
                 the rollout policy), as in `log_ratios`; required with ``reference="supplied"``.
+            step: ``False`` scores the batch and reports the loss and pair accuracy without changing
+                pi_phi (a static PRM).
 
         The loss depends on pi_phi only through the trajectory scores S, so it is differentiated
         in two passes: S for every trajectory without a graph, then each micro-batch of turns is
@@ -250,6 +253,9 @@ class ImplicitPRM:
         accuracy = sum(float(scores[i] > scores[j]) for i, j in pairs) / len(pairs) if pairs else float("nan")
         labels = outcome_labels(outcomes, threshold) if self.loss == "ce" else []
         examples = sum(label is not None for label in labels) if self.loss == "ce" else len(pairs)
+        if not step:
+            loss = (ce_loss(scores, labels, self.beta) if self.loss == "ce" else dpo_loss(scores, pairs, self.beta)).item() if examples else 0.0
+            return DPOUpdate(loss=loss, pairs=len(pairs), examples=examples, accuracy=accuracy, grad_norm=0.0, step_rewards=step_rewards)
         if self._examples_in_all_processes(examples) == 0:
             return DPOUpdate(loss=0.0, pairs=len(pairs), examples=0, accuracy=accuracy, grad_norm=0.0, step_rewards=step_rewards)
         # Data-parallel, a process without examples of its own still joins the shared step.

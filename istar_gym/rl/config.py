@@ -70,7 +70,11 @@ class TrainConfig:
         "Reference of the step reward: old (the rollout policy pi_old, paper) or initial (the frozen starting policy, PRIME-style).",
         default="old",
     )
-    prm_updates: int = _doc("DPO steps on the PRM per iteration (paper: 1); the step rewards come before the first.", default=1)
+    prm_updates: int = _doc(
+        "DPO steps on the PRM per iteration (paper: 1); the step rewards come before the first. 0: a static PRM, "
+        "never trained (its step rewards come from its start, e.g. a model of your own given as prm_model).",
+        default=1,
+    )
     prm_loss: str = _doc(
         "Loss of iStar's PRM: dpo (paper, Eq. 2: pairs of different outcomes in a group) or ce (PRIME's cross-entropy "
         "of sigmoid(beta * S) against each trajectory's outcome; uses one-outcome groups too). --prime always uses ce.",
@@ -280,8 +284,8 @@ class TrainConfig:
             raise ValueError("prm_follows_policy=True without a PRM: add --istar or --prime, or drop --prm-follows-policy")
         if self.prm_model and not self.uses_prm():
             raise ValueError(f"prm_model={self.prm_model!r} without a PRM: add --istar or --prime, or drop --prm-model")
-        if self.prm_updates < 1:
-            raise ValueError(f"prm_updates={self.prm_updates!r}: take at least one DPO step per iteration (paper: 1)")
+        if self.prm_updates < 0:
+            raise ValueError(f"prm_updates={self.prm_updates!r}: use a count of DPO steps per iteration >= 0 (paper: 1; 0: a static PRM)")
         if self.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r}: expected 'constant' (paper) or 'linear'")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):

@@ -367,7 +367,7 @@ class Trainer:
             "outcomes": rollouts.success.tolist(),
             "reference_logprobs": [[float(old_logprobs[i]) for i in indices] for indices in order] if config.prm_reference_is_old() else None,
         }
-        update = self.prm.update(**batch)
+        update = self.prm.update(**batch, step=config.prm_updates > 0)
         for _ in range(config.prm_updates - 1):
             self.prm.update(**batch)
         if config.prm_rewards == "after":
