@@ -95,7 +95,8 @@ def run(quick: bool = False, full: bool = False) -> dict:
             f"and at the end; {len(seeds)} seed(s), {budget} training env steps per run, every row from the same warm start. "
             f"Random play: {random_success:.3f}; SFT start: {sft_success:.3f}. "
             f"Credit columns: the step reward's (iStar and PRIME rows) or the whole advantage's (others). "
-            f"{TUNED_ROW}: the best setting of benchmarks/istar_variants.py. "
+            f"{TUNED_ROW}: the best setting of benchmarks/istar_variants.py (the PRM starts from the warm start's "
+            f"clean SFT policy, its baked temperature taken out); {STATIC_ROW}: the same PRM, never trained. "
             + (
                 "Quick mode: a smoke test (cut warm start, tiny budget)."
                 if quick
