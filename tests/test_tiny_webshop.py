@@ -125,7 +125,7 @@ def test_warm_started_policy_beats_random_play_on_held_out_goals(warm_policy):
 
 
 @pytest.mark.slow
-def test_one_istar_iteration_on_webshop_with_the_tiny_model_logs_finite_score_and_success(tmp_path, warm_policy):
+def test_one_istar_iteration_on_webshop_logs_finite_score_and_success_and_step_rewards_of_exactly_zero(tmp_path, warm_policy):
     config = TrainConfig(
         **{
             **PRESETS["tiny_webshop"],
@@ -136,6 +136,7 @@ def test_one_istar_iteration_on_webshop_with_the_tiny_model_logs_finite_score_an
             "group_size": 4,
             "iterations": 1,
             "eval_episodes": 8,
+            "score_batch_size": 3,  # many batches of unequal padding
             "out": str(tmp_path / "run"),
             "progress": False,
             "tensorboard": False,
@@ -148,6 +149,8 @@ def test_one_istar_iteration_on_webshop_with_the_tiny_model_logs_finite_score_an
     for key in ("success", "episode_return", "eval_success", "eval_episode_return", "prm_loss", "policy_loss"):
         assert math.isfinite(record[key]), key
     assert 0.0 <= record["episode_return"] <= 1.0
+    # The PRM still equals pi_old, and both score the turns in the same batches: exactly 0, not float noise.
+    assert record["step_reward_std"] == 0.0
 
 
 def test_model_tiny_on_webshop_builds_the_webshop_warm_start(tmp_path):

@@ -298,8 +298,13 @@ class Trainer:
 
         # 2. pi_old's log-prob of every action (the PPO denominator and the PRM's reference).
         if config.recomputes_old_logprobs():
+            # Episode by episode: the order, hence the batches, in which the PRM scores the same turns, so
+            # that while the PRM equals pi_old (iteration 1) iStar's step rewards are exactly 0, not float
+            # noise of differently padded batches that the z-scoring of A_S would blow up.
+            order = torch.tensor([i for indices in _turns_by_episode(rollouts) for i in indices], dtype=torch.long)
+            old_logprobs = torch.empty(len(turns))
             with torch.no_grad():
-                old_logprobs = self._logprobs(self.policy, turns, config.score_batch_size).cpu()
+                old_logprobs[order] = self._logprobs(self.policy, [turns[i] for i in order.tolist()], config.score_batch_size).cpu()
         else:
             old_logprobs = torch.tensor([sum(t.old_logprobs) for t in rollouts.turns])
 
