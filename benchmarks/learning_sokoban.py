@@ -19,7 +19,7 @@ steps and against training seconds (PNG). Training seconds exclude evaluations. 
 torch thread and the machine's cores run one run each.
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
-default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 60 s per run, 200 levels (about 4 min on 2
+default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
 cores); ``full`` 3 seeds (1 of rloo v0.1), 600 s per run (the 10-minute target, about an hour).
 """
 
@@ -47,7 +47,7 @@ V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "tempera
 
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else [0, 1, 2]
-    seconds = 20 if quick else 600 if full else 60
+    seconds = 20 if quick else 600 if full else 40
     eval_levels = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="learning-sokoban-"))
     work = Path(tempfile.mkdtemp(prefix="learning-sokoban-runs-"))

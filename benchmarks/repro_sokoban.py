@@ -12,11 +12,10 @@ tuned iStar setting found by `benchmarks/istar_variants.py` runs beside the pape
 
 Sizes: ``quick`` (a smoke test) 1 seed of rloo, rloo+istar, gigpo, prime and ppo, 2,000 env steps
 per run, 64 levels, a cut warm start; default the rows of `DEFAULT_ROWS` (all but GRPO and
-REINFORCE++ with iStar), 3 seeds, 30,000 env steps
-per run (about 11 iterations; RLOO's held-out success rose from 0.24 to 0.39 by 30k steps and to
-0.52 by 60k when the default was 60k), evaluated on 200 levels every 3 iterations, about 7 min on 2
-cores; ``full`` every row of `VARIANTS` (GRPO and REINFORCE++ with iStar too), 3 seeds, 409,600
-env steps per run, evaluated every 5 iterations.
+REINFORCE++ with iStar), 3 seeds, 30,000 env steps per run (about 11 iterations; RLOO's held-out success rose from 0.24 to 0.39 by 30k steps and to
+0.52 by 60k when the default was 60k), evaluated on 200 levels every 5 iterations and at the end,
+about 8 min on 2 cores; ``full`` every row of `VARIANTS` (GRPO and REINFORCE++ with iStar too), 3
+seeds, 409,600 env steps per run.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
     names = ["rloo", "rloo+istar", "gigpo", "prime", "ppo"] if quick else list(VARIANTS) if full else DEFAULT_ROWS
     budget = 2_000 if quick else (FULL_BUDGET if full else 30_000)
     eval_episodes = 64 if quick else 200
-    eval_every = 2 if quick else 5 if full else 3
+    eval_every = 2 if quick else 5
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-sokoban-"))
     work = Path(tempfile.mkdtemp(prefix="repro-sokoban-runs-"))
     policy = sokoban_warm_start(work, quick)

@@ -10,9 +10,9 @@ purchase, 0 without one), and the area under the success curve, next to the rand
 (search the instruction, buy the first hit) and SFT baselines on the same goals. Curves are PNG.
 
 Sizes: ``quick`` (a smoke test) 1 seed of rloo and rloo+istar, 1,500 env steps, 64 goals, a cut warm
-start; default the rows of `DEFAULT_ROWS`, 2 seeds, 50,000 env steps per run (RLOO's held-out success
+start; default the rows of `DEFAULT_ROWS`, 2 seeds, 40,000 env steps per run (RLOO's held-out success
 rose from 0.175 to 0.27 in 50k steps, to 0.23 by 27k), 200 goals every 20 iterations
-(about 180 iterations a run), about 7 min on 2 cores; ``full`` every row of `VARIANTS`, 3 seeds,
+(about 145 iterations a run), about 7 min on 2 cores; ``full`` every row of `VARIANTS`, 3 seeds,
 150,000 env steps. Runs go one per core, as on Sokoban. A WebShop env step costs about three
 Sokoban steps of training time: an action is up to 19 generated tokens (Sokoban: 2) after a longer
 prompt, and an iteration has 8 x 8 episodes (Sokoban: 32 x 8), so fixed costs weigh more.
@@ -51,7 +51,7 @@ _CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-o
 def run(quick: bool = False, full: bool = False) -> dict:
     seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
     names = list(VARIANTS) if full else ["rloo", "rloo+istar"] if quick else DEFAULT_ROWS
-    budget = 1_500 if quick else (FULL_BUDGET if full else 50_000)
+    budget = 1_500 if quick else (FULL_BUDGET if full else 40_000)
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-webshop-"))
     work = Path(tempfile.mkdtemp(prefix="repro-webshop-runs-"))

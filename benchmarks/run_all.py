@@ -1,6 +1,6 @@
 """Run every benchmark module, each in a fresh process, and write one report.
 
-    python benchmarks/run_all.py            # defaults: every module, about 26 min on 2 CPU cores
+    python benchmarks/run_all.py            # defaults: every module, about 25 min on 2 CPU cores
     python benchmarks/run_all.py --quick    # smoke-sized, about 3 min (CI)
     python benchmarks/run_all.py --full     # paper-scale settings, for big machines and GPUs
     python benchmarks/run_all.py --only sokoban_throughput,prm_scaling
