@@ -254,7 +254,7 @@ class ImplicitPRM:
         labels = outcome_labels(outcomes, threshold) if self.loss == "ce" else []
         examples = sum(label is not None for label in labels) if self.loss == "ce" else len(pairs)
         if not step:
-            loss = (ce_loss(scores, labels, self.beta) if self.loss == "ce" else dpo_loss(scores, pairs, self.beta)).item() if examples else 0.0
+            loss = self._loss(scores, pairs, labels).item() if examples else 0.0
             return DPOUpdate(loss=loss, pairs=len(pairs), examples=examples, accuracy=accuracy, grad_norm=0.0, step_rewards=step_rewards)
         if self._examples_in_all_processes(examples) == 0:
             return DPOUpdate(loss=0.0, pairs=len(pairs), examples=0, accuracy=accuracy, grad_norm=0.0, step_rewards=step_rewards)
@@ -262,7 +262,7 @@ class ImplicitPRM:
         loss, turn_weights = 0.0, torch.zeros(len(owner))
         if examples:
             leaf = scores.clone().requires_grad_(True)
-            value = ce_loss(leaf, labels, self.beta) if self.loss == "ce" else dpo_loss(leaf, pairs, self.beta)
+            value = self._loss(leaf, pairs, labels)
             value.backward()
             loss, turn_weights = value.item(), leaf.grad[owner]
             if self.trajectory_score == "mean":
@@ -291,6 +291,9 @@ class ImplicitPRM:
         return DPOUpdate(loss=loss, pairs=len(pairs), examples=examples, accuracy=accuracy, grad_norm=grad_norm.item(), step_rewards=step_rewards)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _loss(self, scores: torch.Tensor, pairs: list[tuple[int, int]], labels: list[float | None]) -> torch.Tensor:
+        return ce_loss(scores, labels, self.beta) if self.loss == "ce" else dpo_loss(scores, pairs, self.beta)
 
     def _examples_in_all_processes(self, examples: int) -> int:
         if self.data_parallel is None:

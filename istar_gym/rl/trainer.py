@@ -573,8 +573,7 @@ class Trainer:
             from istar_gym.llm import load_model
 
             start, tokenizer = load_model(config.prm_model, device=config.device)
-            shapes = [p.shape for p in start.parameters()]
-            if config.prm_follows_policy and shapes != [p.shape for p in self.policy.parameters()]:
+            if config.prm_follows_policy and [p.shape for p in start.parameters()] != [p.shape for p in self.policy.parameters()]:
                 raise ValueError(f"prm_follows_policy=True with prm_model={config.prm_model!r}: the PRM must have the policy's architecture to follow it")
             if tokenizer.get_vocab() != self.tokenizer.get_vocab():
                 raise ValueError(f"prm_model={config.prm_model!r} has another tokenizer than the policy; the PRM must score the policy's token ids")
