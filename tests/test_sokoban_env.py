@@ -128,6 +128,28 @@ def test_min_optimal_steps_filters_easy_levels():
         assert info["optimal_steps"] >= 6
 
 
+def test_a_seeded_level_is_generated_once_and_a_repeat_continues_like_the_first(monkeypatch):
+    from istar_gym.envs.sokoban import env as sokoban_env
+
+    monkeypatch.setattr(sokoban_env, "_SEEDED_LEVELS", {})
+    calls = []
+    real = sokoban_env.generate_level
+    monkeypatch.setattr(sokoban_env, "generate_level", lambda *args: calls.append(1) or real(*args))
+
+    def play(env):
+        before = len(calls)
+        first, info = env.reset(seed=123)
+        seeded = len(calls) - before
+        after, _ = env.reset()  # an unseeded reset draws from the RNG the seeded one left behind
+        return (first, info["optimal_steps"], after), seeded, len(calls) - before - seeded
+
+    runs = [play(SokobanEnv(min_optimal_steps=2)) for _ in range(3)]  # three copies of one task, as in a group
+    assert runs[0][0] == runs[1][0] == runs[2][0]
+    assert runs[0][1] >= 1 and runs[1][1] == runs[2][1] == 0  # copies 2 and 3 reuse the level
+    assert runs[0][2] == runs[1][2] == runs[2][2]  # and their RNG continues as after a generation
+    assert play(SokobanEnv(min_optimal_steps=3))[1] >= 1  # other settings are another task
+
+
 def test_unreachable_difficulty_fails_with_a_clear_error():
     with pytest.raises(ValueError, match="min_optimal_steps=99"):
         SokobanEnv(dim_room=(5, 5), min_optimal_steps=99).reset(seed=0)

@@ -39,6 +39,29 @@ def test_old_logprobs_are_recomputed_exactly_where_needed(changes, recomputes):
     assert TrainConfig(**{**PRESETS["tiny"], **changes}).recomputes_old_logprobs() is recomputes
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch, native):
+    from istar_gym.rl import config as config_module
+
+    monkeypatch.setattr(config_module, "_native_bfloat16", lambda device: native)
+    assert TrainConfig(precision="auto").resolved_precision() == ("bf16" if native else "fp32")
+    assert TrainConfig(precision="fp32").resolved_precision() == "fp32"
+    assert TrainConfig(precision="bf16").resolved_precision() == "bf16"
+    assert PRESETS["tiny"]["precision"] == "auto" and TrainConfig().precision == "fp32"
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags():
+    from pathlib import Path
+
+    from istar_gym.rl.config import _native_bfloat16
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    assert _native_bfloat16("cpu") == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def test_env_kwargs_are_read_as_json():
     config = parse_config(["--env-kwargs", '{"min_optimal_steps": 3}'])
     assert config.env_kwargs == {"min_optimal_steps": 3}
@@ -58,6 +81,7 @@ def test_env_kwargs_are_read_as_json():
         ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
         ({"prm_loss": "hinge"}, "prm_loss=.hinge."),
         ({"lr_schedule": "cosine"}, "lr_schedule=.cosine."),
+        ({"precision": "fp16"}, "precision=.fp16."),
         ({"prm_updates": -1}, "prm_updates=-1"),
         ({"prm_follows_policy": True}, "prm_follows_policy=True without a PRM"),
         ({"prm_rewards": "during"}, "prm_rewards=.during."),

@@ -230,3 +230,21 @@ def test_gigpo_adds_the_same_state_step_advantage_of_the_library(tiny_policy, tm
         plain = turn_advantages(outcomes, torch.as_tensor(rollouts.group), episode_of_turn, "rloo")
         torch.testing.assert_close(trainer.advantages(rollouts, episode_of_turn, None), expected)
     assert not torch.equal(expected, plain)  # the first turn of a group always shares its state
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("changes", [{"istar": True}, {"algo": "ppo"}], ids=["istar", "ppo"])
+def test_precision_is_the_dtype_of_every_forward_and_keeps_iteration_one_exact(tiny_policy, tmp_path, precision, changes):
+    with Trainer(small_config(tiny_policy, tmp_path / "run", precision=precision, **changes)) as trainer:
+        models = [trainer.policy] + ([trainer.prm.model] if trainer.prm else []) + ([trainer.critic.body] if trainer.critic else [])
+        seen = set()
+        for model in models:
+            model.get_decoder().layers[0].mlp.down_proj.register_forward_hook(lambda module, args, output: seen.add(output.dtype))
+        metrics = trainer.iteration_step()
+        assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+        assert all(next(model.parameters()).dtype == torch.float32 for model in models)  # weights stay float32
+        # bf16 on a CPU: the tiny model's short contexts use eager attention (docs/learning.md)
+        assert trainer.policy.config._attn_implementation == ("eager" if precision == "bf16" else "sdpa")
+    assert metrics["first_ratio_deviation"] < 1e-4  # sampling and update see one distribution
+    if trainer.prm is not None:
+        assert metrics["step_reward_std"] == 0.0

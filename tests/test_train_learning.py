@@ -71,14 +71,15 @@ def test_baked_temperature_flattens_the_policy_but_keeps_its_greedy_choices(clea
         bake_temperature(warm, 0.0)
 
 
-@pytest.fixture(scope="module")
-def one_update(clean_policy, tmp_path_factory):
-    """One tiny-preset iteration from the good clean policy, evaluated before and after."""
-    return run(clean_policy, tmp_path_factory.getbasetemp() / "one-update", iterations=1)
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def one_update(clean_policy, tmp_path_factory, request):
+    """One tiny-preset iteration from the good clean policy, evaluated before and after, in each precision."""
+    return run(clean_policy, tmp_path_factory.getbasetemp() / f"one-update-{request.param}", iterations=1, precision=request.param)
 
 
 def test_first_minibatch_sees_the_sampling_distribution(one_update):
-    # Before any optimizer step the policy is pi_old: the PPO ratio of the first minibatch is 1.
+    # Before any optimizer step the policy is pi_old: the PPO ratio of the first minibatch is 1 (in
+    # bfloat16 too: sampling and update run the same autocast forward).
     assert one_update[1]["first_ratio_deviation"] < 1e-4
 
 

@@ -93,6 +93,8 @@ class ImplicitPRM:
         loss: ``"dpo"`` (iStar, Eq. 2: pairs of different outcomes within a group) or ``"ce"``
             (PRIME: each trajectory's sigmoid(beta * S) against its outcome label, see
             `istar_gym.prm.outcome_labels`; uses groups with a single outcome too).
+        autocast: run the batched forwards under `torch.autocast` to this dtype (``torch.bfloat16``:
+            mixed precision, as a trainer's ``--precision bf16``); ``None`` (default) keeps float32.
 
     Data-parallel training: set ``prm.data_parallel`` to a `DistributedDataParallel` around
     ``prm.model``; every process then calls `update` with its own whole groups (pairs never cross
@@ -120,6 +122,7 @@ class ImplicitPRM:
         max_length: int | None = None,
         trajectory_score: str = "sum",
         loss: str = "dpo",
+        autocast: torch.dtype | None = None,
     ):
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
             raise ValueError(f"ImplicitPRM: beta={beta!r} must be a finite number > 0 (paper: 0.05)")
@@ -134,6 +137,7 @@ class ImplicitPRM:
         self.beta = float(beta)
         self.trajectory_score = trajectory_score
         self.loss = loss
+        self.autocast = autocast  # the forwards' mixed-precision dtype (None: float32), as the policy's
         self.max_grad_norm = float(max_grad_norm)
         self.batch_size = int(batch_size)
         self.max_length = int(max_length or getattr(model.config, "max_position_embeddings", 2048))
@@ -314,7 +318,7 @@ class ImplicitPRM:
 
     def _logprobs(self, model, encoded, name: str) -> torch.Tensor:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        return action_logprobs(model, encoded, pad_token_id=pad, batch_size=self.batch_size, name=name)
+        return action_logprobs(model, encoded, pad_token_id=pad, batch_size=self.batch_size, name=name, autocast=self.autocast)
 
     def _encode(self, turn: TurnLike) -> tuple[list[int], list[int], int]:
         """Truncated context and action ids, plus the action's untruncated token count."""

@@ -9,10 +9,16 @@ of the previous turn, so an episode whose contexts extend each other costs O(T) 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 
-__all__ = ["CachedScorer", "action_logprobs"]
+__all__ = ["CachedScorer", "action_logprobs", "autocast_forward"]
+
+
+def autocast_forward(device: torch.device | str, dtype: torch.dtype | None):
+    """`torch.autocast` to ``dtype`` on ``device``'s type, or a no-op context for ``None`` (float32)."""
+    return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def action_logprobs(
@@ -22,12 +28,15 @@ def action_logprobs(
     pad_token_id: int,
     batch_size: int = 8,
     name: str = "model",
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Summed action log-probs of many ``(context_ids, action_ids)`` turns, shape ``[len(encoded)]``.
 
     Turns are sorted by length and left-padded in micro-batches of ``batch_size`` (explicit position
     ids keep every token at its unpadded position), and only the logits over the action span are
     materialised. Gradients flow when grad mode is on. Non-finite results raise `FloatingPointError`.
+    ``autocast`` (e.g. ``torch.bfloat16``) runs the forward under `torch.autocast` (mixed precision);
+    the log-softmax stays in float32.
     """
     if batch_size < 1:
         raise ValueError(f"action_logprobs: batch_size={batch_size} must be >= 1")
@@ -37,7 +46,8 @@ def action_logprobs(
     scored = [i for i in order if len(encoded[i][1]) > 0]
     for start in range(0, len(scored), batch_size):
         rows = scored[start : start + batch_size]
-        values = _batch_logprobs(model, [encoded[i] for i in rows], pad_token_id, device)
+        with autocast_forward(device, autocast):
+            values = _batch_logprobs(model, [encoded[i] for i in rows], pad_token_id, device)
         _check_finite(values, rows, name)
         result = result.index_put((torch.tensor(rows, device=device),), values)
     return result

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -119,6 +120,12 @@ class TrainConfig:
     # --- model ---
     model: str = _doc("tiny (CPU preset, SFT warm-started), default (SmolLM2-135M-Instruct) or a local path.", default="default")
     device: str = _doc("cpu or cuda (cuda:1, ...); under torchrun, cuda means each process's own GPU.", default="cpu")
+    precision: str = _doc(
+        "Precision of the models' forward passes: fp32; bf16 (mixed precision: torch.autocast to bfloat16, with "
+        "float32 weights, gradients, optimizer state and log-softmax); auto (bf16 where the device computes "
+        "bfloat16 natively: a GPU that supports it, a CPU with AVX512-BF16 or AMX; else fp32).",
+        default="fp32",
+    )
     max_new_tokens: int = _doc("Generated tokens per turn (paper: 512).", default=512)
     temperature: float = _doc("Sampling temperature of training rollouts (paper: 1.0).", default=1.0)
     rollout_backend: str = _doc(
@@ -197,6 +204,13 @@ class TrainConfig:
         if self.max_turns is not None:
             return self.max_turns
         return adapter_for(self.env_id).max_turns or gym.spec(self.env_id).max_episode_steps or 50
+
+    def resolved_precision(self) -> str:
+        """``precision`` with ``auto`` decided for ``device``: bf16 only where bfloat16 matmuls run in
+        hardware (elsewhere they are emulated and slower than float32)."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if _native_bfloat16(self.device) else "fp32"
 
     def uses_prm(self) -> bool:
         """Whether the run trains an implicit PRM (iStar or PRIME)."""
@@ -286,6 +300,8 @@ class TrainConfig:
             raise ValueError(f"prm_model={self.prm_model!r} without a PRM: add --istar or --prime, or drop --prm-model")
         if self.prm_updates < 0:
             raise ValueError(f"prm_updates={self.prm_updates!r}: use a count of DPO steps per iteration >= 0 (paper: 1; 0: a static PRM)")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision={self.precision!r}: expected 'fp32', 'bf16' or 'auto'")
         if self.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r}: expected 'constant' (paper) or 'linear'")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):
@@ -346,6 +362,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_env_kwargs": {"split": "test", "min_optimal_steps": 3},
         "eval_temperature": 1.0,
         "torch_threads": 1,
+        # bf16 autocast where the CPU has bfloat16 instructions: 1.65x faster updates and 1.2x faster
+        # rollouts of the tiny model (docs/learning.md), learning as in float32.
+        "precision": "auto",
     },
 }
 # The tiny preset on WebShop (`istar_gym.rl.tiny_webshop`): a search query copies up to 16 instruction
@@ -408,3 +427,17 @@ def _default_preset(args: dict) -> str:
     if args.get("model") == "tiny" and adapter.tiny_preset is not None:
         return adapter.tiny_preset.config_preset
     return adapter.preset
+
+
+def _native_bfloat16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 matmuls in hardware: a CUDA GPU that reports it, or a CPU
+    whose flags (Linux ``/proc/cpuinfo``) include AVX512-BF16 or AMX-BF16."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -27,6 +27,7 @@ import istar_gym  # noqa: F401  (registers the istar/... ids)
 from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.llm.base import LLMBackend, Prompt
 from istar_gym.llm.hf import encode_prompt
+from istar_gym.prm.scoring import autocast_forward
 from istar_gym.prompts import build_messages, observation_text
 
 __all__ = [
@@ -143,11 +144,13 @@ def sample_actions(
     pad_token_id: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    autocast: torch.dtype | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """Sample one completion per context (stopping at EOS, which is kept) with a KV cache.
 
     ``temperature=0`` is greedy. Returns the token ids and their log-probs under the untempered
-    policy, the pi_old of the PPO ratio. Non-finite logits raise `FloatingPointError`.
+    policy, the pi_old of the PPO ratio. Non-finite logits raise `FloatingPointError`. ``autocast``
+    runs the forwards in that dtype, as `istar_gym.prm.action_logprobs` does for the update's.
     """
     device = next(model.parameters()).device
     input_ids, attention_mask = _left_pad([list(c) for c in contexts], pad_token_id, device)
@@ -160,13 +163,14 @@ def sample_actions(
     past = None
     step_ids, step_positions = input_ids, position_ids
     for index in range(max_new_tokens):
-        output = model(
-            input_ids=step_ids,
-            attention_mask=attention_mask,
-            position_ids=step_positions,
-            past_key_values=past,
-            use_cache=True,
-        )
+        with autocast_forward(device, autocast):
+            output = model(
+                input_ids=step_ids,
+                attention_mask=attention_mask,
+                position_ids=step_positions,
+                past_key_values=past,
+                use_cache=True,
+            )
         past = output.past_key_values
         logits = output.logits[:, -1].float()
         _check_finite(logits, "policy logits during rollout")
@@ -192,7 +196,8 @@ def sample_actions(
 
 @dataclass
 class Actor:
-    """What plays the turns: a model, the prompt it reads and how it samples.
+    """What plays the turns: a model, the prompt it reads and how it samples (``autocast``: the dtype
+    of its forwards under mixed precision, ``None`` for float32).
 
     By default actions are sampled from ``model`` here, keeping the sampled token ids and their
     log-probs. With ``backend`` (any `istar_gym.llm` backend, e.g. ``HFBackend`` around the same
@@ -207,6 +212,7 @@ class Actor:
     temperature: float = 1.0
     generator: torch.Generator | None = None
     backend: LLMBackend | None = None
+    autocast: torch.dtype | None = None
 
     def act(self, prompts: list[Prompt]) -> tuple[list[list[int]], list[list[int]], list[list[float]], list[str]]:
         """Context ids, action ids, action log-probs (empty from a backend) and action texts."""
@@ -220,6 +226,7 @@ class Actor:
                 pad_token_id=self.tokenizer.pad_token_id,
                 temperature=self.temperature,
                 generator=self.generator,
+                autocast=self.autocast,
             )
             return contexts, action_ids, action_logprobs, self.tokenizer.batch_decode(action_ids, skip_special_tokens=True)
         generator = self.generator

@@ -23,6 +23,11 @@ MAX_ACTION_LENGTH = 8192
 _PUNCTUATION = " \t\r\n.,;:!?'\"`*()[]{}"
 _FEEDBACK_ECHO = 60
 _SYMBOLS = np.array(list("#_OX√PS"))  # the observation's symbol for each of TILE_CODES, in order
+# Levels generated for a seed, with their optimal moves and the RNG state after the generation,
+# shared by every env of the process: a trainer resets G copies of each task with one seed, and a
+# hit restores the state a generation would have left, so a hit and a miss continue identically.
+_SEEDED_LEVELS: dict[tuple, tuple[Level, int | None, dict]] = {}
+_SEEDED_LEVELS_KEPT = 4096
 
 
 def parse_action(text: str) -> str | None:
@@ -157,7 +162,19 @@ class SokobanEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._level = self._choose_level(reset_options(options, type(self).__name__, "level_index"))
+        options = reset_options(options, type(self).__name__, "level_index")
+        generated = seed is not None and not self.levels and "level" not in options and "level_index" not in options
+        key = (seed, self.dim_room, self.num_boxes, self.split, self.min_optimal_steps, self.solver_budget) if generated else None
+        if key in _SEEDED_LEVELS:  # the same task again (a trainer's group copies): no second generation
+            self._level, optimal, rng_state = _SEEDED_LEVELS[key]
+            self._optimal_cache[self._level] = optimal
+            self.np_random.bit_generator.state = rng_state
+        else:
+            self._level = self._choose_level(options)
+            if key is not None:
+                if len(_SEEDED_LEVELS) >= _SEEDED_LEVELS_KEPT:
+                    del _SEEDED_LEVELS[next(iter(_SEEDED_LEVELS))]
+                _SEEDED_LEVELS[key] = (self._level, self._solve_cached(self._level), self.np_random.bit_generator.state)
         self._boxes = set(self._level.boxes)
         self._player = self._level.player
         self._codes = np.array(
