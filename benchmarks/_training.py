@@ -1,5 +1,5 @@
 """Shared machinery of the training comparisons: run many `istar_gym.rl.trainer` configs on the machine's
-cores, summarise each variant over its seeds, and plot held-out success curves.
+cores, summarise each variant over its seeds, plot held-out success curves, and run one module alone.
 
 Each run is one process with one torch thread (the tiny preset is bound by per-operation overhead,
 so one thread per run and one run per core is the fastest use of a small CPU machine).
@@ -7,12 +7,15 @@ so one thread per run and one run per core is the fastest use of a small CPU mac
 
 from __future__ import annotations
 
+import argparse
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +27,7 @@ __all__ = [
     "mean_of",
     "plot_mean_curves",
     "plot_success_curves",
+    "run_alone",
     "run_parallel",
     "series",
     "summarise_variant",
@@ -32,7 +36,7 @@ __all__ = [
 ]
 
 # The tiny preset's settings before the learning fix (docs/learning.md), for side-by-side rows.
-V01_PRESET = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True}
+V01_PRESET = {"groups": 8, "minibatch_size": 128, "recompute_old_logprobs": True, "precision": "fp32"}
 
 
 def train_many(configs: Sequence[TrainConfig], workers: int | None = None) -> list[list[dict]]:
@@ -156,3 +160,23 @@ def _mean(values: list[float]) -> float:
 
 def _call(task: Callable[[], list[dict]]) -> list[dict]:
     return task()
+
+
+def run_alone(name: str, run: Callable[..., dict], options: dict[str, Callable[[str], Any]], argv: Sequence[str] | None = None) -> dict:
+    """``python -m benchmarks.<name> [--quick | --full] [--<option> VALUE ...] --out DIR``: one module
+    outside `run_all`, with ``options`` (keyword arguments of its ``run``, parsed from text) to size it
+    differently; writes ``DIR/<name>.json`` and the module's plots to DIR, and returns the result."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=run.__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true")
+    size.add_argument("--full", action="store_true")
+    for option in options:
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ["ISTAR_BENCH_OUT"] = str(args.out)
+    chosen = {option: parse(getattr(args, option)) for option, parse in options.items() if getattr(args, option) is not None}
+    result = run(quick=args.quick, full=args.full, **chosen)
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    return result

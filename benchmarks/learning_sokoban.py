@@ -21,31 +21,45 @@ torch thread and the machine's cores run one run each.
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
 cores); ``full`` 3 seeds (1 of rloo v0.1), 600 s per run (the 10-minute target, about an hour).
+Alone, with a subset of learners (the 600-s comparison in docs/benchmarks/learning_full):
+
+    python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --out DIR
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks._sb3_ppo import train_sb3_ppo
-from benchmarks._training import V01_PRESET, run_parallel, train_one
+from benchmarks._training import V01_PRESET, run_alone, run_parallel, train_one
 from benchmarks.repro_sokoban import sokoban_warm_start
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.rollout import random_play_success
 from istar_gym.rl.tiny import prepare_tiny_policy
 
 EVAL_KWARGS = {"split": "test", "min_optimal_steps": 3}
+LEARNERS = ("rloo", "sb3 ppo", "rloo lr annealed", "rloo v0.1")
+_TITLES = {"rloo": "RLOO", "rloo lr annealed": "RLOO with a linearly annealed learning rate"}
 # The warm start before the learning fix (docs/learning.md).
 V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "temperature": 1.0}
 
 
-def run(quick: bool = False, full: bool = False) -> dict:
+def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None = None) -> dict:
+    """``learners`` picks a subset of the mode's learners (``sb3 ppo`` and one RLOO learner at least)."""
+    # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
+    # default leaves it to --full (--quick keeps it, cut short, to test its path). "rloo lr annealed"
+    # is the same RLOO with its learning rate annealed linearly to 0 over the training seconds (as
+    # CleanRL's PPO does): does it keep the late evaluations at their best?
+    learners = list(learners or ["rloo", "sb3 ppo"] + ["rloo lr annealed"] * full + ["rloo v0.1"] * (quick or full))
+    unknown = set(learners) - set(LEARNERS)
+    if unknown or "sb3 ppo" not in learners or not set(learners) & {"rloo", "rloo lr annealed"}:
+        raise ValueError(f"learners={learners}: choose from {LEARNERS}, with sb3 ppo and an RLOO learner")
     seeds = [0] if quick else [0, 1, 2]
     seconds = 20 if quick else 600 if full else 40
     eval_levels = 64 if quick else 200
@@ -55,17 +69,13 @@ def run(quick: bool = False, full: bool = False) -> dict:
     # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
     every = max(1, seconds // 20)
     ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every)
-    tasks: dict[str, list[Callable[[], list[dict]]]] = {
-        "rloo": [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds],
-        "sb3 ppo": [partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12) for seed in seeds],
-    }
-    if full:
-        # The same RLOO with its learning rate annealed linearly to 0 over the training seconds (as
-        # CleanRL's PPO does): does it keep the late evaluations at their best?
+    tasks: dict[str, list[Callable[[], list[dict]]]] = {}
+    if "rloo" in learners:
+        tasks["rloo"] = [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds]
+    tasks["sb3 ppo"] = [partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12) for seed in seeds]
+    if "rloo lr annealed" in learners:
         tasks["rloo lr annealed"] = [partial(train_one, ours(warm, work / f"rloo-annealed-{seed}", seed, lr_schedule="linear")) for seed in seeds]
-    # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
-    # default leaves it to --full (--quick keeps it, cut short, to test its path).
-    with_v01 = quick or full
+    with_v01 = "rloo v0.1" in learners
     if with_v01:
         short = {"episodes": 100, "clean_steps": 100} if quick else {}
         warm_v01 = prepare_tiny_policy(work / "warm-v01", seed=0, **{**V01_WARM_START, **short})
@@ -73,8 +83,10 @@ def run(quick: bool = False, full: bool = False) -> dict:
     # Interleaved, so that each RLOO run shares the machine with a PPO run, as each PPO run does
     # with an RLOO run: on the 2-core machine two RLOO runs side by side took 950 env steps/s each,
     # one beside a PPO run 1,800 (shared caches or memory bandwidth; not pinned down).
-    order = [(name, index) for index in range(len(seeds)) for name in ("rloo", "sb3 ppo")]
-    order += [("rloo lr annealed", index) for index in range(len(seeds)) if full] + [("rloo v0.1", 0)] * with_v01
+    first = "rloo" if "rloo" in tasks else "rloo lr annealed"
+    order = [(name, index) for index in range(len(seeds)) for name in (first, "sb3 ppo")]
+    order += [(name, index) for name in ("rloo lr annealed",) if name in tasks and name != first for index in range(len(seeds))]
+    order += [("rloo v0.1", 0)] * with_v01
     results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}
 
@@ -88,11 +100,11 @@ def run(quick: bool = False, full: bool = False) -> dict:
             if key.endswith("_mean") and np.isfinite(value):
                 metrics[f"{prefix}_{key}"] = value
     rows = {row["learner"]: row for row in table}
-    rloo, ppo = rows["rloo"], rows["sb3 ppo"]
+    rloo, ppo = rows[first], rows["sb3 ppo"]
     at = f"success_at_{checkpoints[-1]}s_mean"
     headline = [
         {
-            "measure": f"Sokoban held-out success after {checkpoints[-1]} s of training, RLOO (tiny LLM policy)",
+            "measure": f"Sokoban held-out success after {checkpoints[-1]} s of training, {_TITLES[first]} (tiny LLM policy)",
             "ours": rloo[at],
             "baseline": "SB3 PPO (MLP, one-hot board)",
             "baseline_value": ppo[at],
@@ -203,3 +215,7 @@ def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) 
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return str(path)
+
+
+if __name__ == "__main__":
+    run_alone("learning_sokoban", run, {"learners": lambda text: [name.strip() for name in text.split(",")]})

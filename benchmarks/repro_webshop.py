@@ -16,6 +16,9 @@ rose from 0.175 to 0.27 in 50k steps, to 0.23 by 27k), 200 goals every 20 iterat
 150,000 env steps. Runs go one per core, as on Sokoban. A WebShop env step costs about three
 Sokoban steps of training time: an action is up to 19 generated tokens (Sokoban: 2) after a longer
 prompt, and an iteration has 8 x 8 episodes (Sokoban: 32 x 8), so fixed costs weigh more.
+Alone, with every row and 3 seeds at a smaller budget than --full's:
+
+    python -m benchmarks.repro_webshop --full --budget 60000 --out DIR
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.evaluate import evaluate
-from benchmarks._training import plot_mean_curves, series, train_many
+from benchmarks._training import plot_mean_curves, run_alone, series, train_many
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.tiny_webshop import ENV_ID, prepare_tiny_webshop_policy
 
@@ -48,10 +51,11 @@ ENV_KWARGS = {"split": "train"}
 _CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-out score"))
 
 
-def run(quick: bool = False, full: bool = False) -> dict:
+def run(quick: bool = False, full: bool = False, budget: int | None = None) -> dict:
+    """``budget`` replaces the mode's env steps per run (e.g. --full's rows and seeds at a smaller budget)."""
     seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
     names = list(VARIANTS) if full else ["rloo", "rloo+istar"] if quick else DEFAULT_ROWS
-    budget = 1_500 if quick else (FULL_BUDGET if full else 40_000)
+    budget = budget or (1_500 if quick else (FULL_BUDGET if full else 40_000))
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-webshop-"))
     work = Path(tempfile.mkdtemp(prefix="repro-webshop-runs-"))
@@ -133,6 +137,7 @@ def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:
             "best_score": max(score),
             "final_invalid_rate": series(records, "eval_invalid_rate")[-1],
             "final_episode_length": series(records, "eval_episode_length")[-1],
+            "s_per_iteration": float(np.median(series(records, "time_iteration"))),
         }
         for key, value in values.items():
             per_seed.setdefault(key, []).append(value)
@@ -164,3 +169,7 @@ def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return str(path)
+
+
+if __name__ == "__main__":
+    run_alone("repro_webshop", run, {"budget": int})

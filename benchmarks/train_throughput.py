@@ -1,14 +1,18 @@
 """Training throughput: env steps/s and tokens/s of RLOO iterations, with and without iStar, for
-the tiny preset beside the settings it had before the learning fix, and for a model the size of
-the CPU feasibility study's.
+the tiny preset beside the trainer as it stood before the learning fix (its code, and its settings
+in today's code), and for a model the size of the CPU feasibility study's.
 
-Every variant runs this trainer from one warm start (the tiny preset's), one after the other in
+Every variant of this trainer runs from one warm start (the tiny preset's), one after the other in
 this process; the first iteration is a warm-up and is not counted. Variants:
 
-- ``tiny / rloo v0.1``: the tiny preset's settings before the learning fix (8 tasks x 8 rollouts,
-  128-row minibatches, pi_old recomputed by a second forward pass), one torch thread;
+- ``tiny / rloo, code before the learning fix``: `V01_COMMIT`'s trainer with its own tiny preset
+  and warm start, extracted from this repository's history and run in a subprocess (default and
+  full mode; skipped where the history is absent);
+- ``tiny / rloo v0.1``: that preset's settings in today's code (8 tasks x 8 rollouts, 128-row
+  minibatches, pi_old recomputed by a second forward pass, float32), one torch thread;
 - ``tiny / rloo`` and ``tiny / rloo+istar``: the tiny preset (32 x 8 rollouts, 512-row
-  minibatches, the sampler's log-probs as pi_old, zero-advantage rows skipped), one thread;
+  minibatches, the sampler's log-probs as pi_old, zero-advantage rows skipped, bfloat16 autocast
+  where the CPU has bfloat16 instructions), one thread; ``tiny / rloo, fp32`` the same in float32;
 - ``tiny / rloo, 2 threads``: the same on two torch threads (a run that has the machine to itself);
 - ``study-size``: a 0.6M-parameter Llama (hidden 128, 3 layers, 4 heads, MLP 512), the size of the
   study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
@@ -21,7 +25,13 @@ and runs 11 iterations of each.
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -43,11 +53,36 @@ _ITERATIONS = {  # per mode: the models run and their iterations (the first one 
 }
 # (variant, iStar, settings over the tiny preset) per model
 _VARIANTS = {
-    "tiny": [("rloo v0.1", False, V01_PRESET), ("rloo", False, {}), ("rloo+istar", True, {}), ("rloo, 2 threads", False, {"torch_threads": 2})],
+    "tiny": [
+        ("rloo v0.1", False, V01_PRESET),
+        ("rloo", False, {}),
+        ("rloo, fp32", False, {"precision": "fp32"}),
+        ("rloo+istar", True, {}),
+        ("rloo, 2 threads", False, {"torch_threads": 2}),
+    ],
     "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
     _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
 }
 _STUDY_SECONDS = {False: 2.85, True: 5.95}  # midpoints of the study's measured ranges (64 episodes)
+# Table columns: the median of each logged timing
+_COLUMNS = {
+    "s_per_iteration": "time_iteration",
+    "rollout_s": "time_rollout",
+    "prm_s": "time_prm",
+    "update_s": "time_update",
+    "env_steps_per_s": "env_steps_per_s",
+    "tokens_per_s": "tokens_per_s",
+}
+# The trainer as it stood before the learning fix: its own code, preset and warm start, taken from
+# this repository's history and run in a subprocess (default and full mode, where .git is present).
+V01_COMMIT = "3c9a744615b2195c03a1a9d76c076f074b15338a"
+_V01_SCRIPT = """
+import json, sys, agents.config as C, agents.train as T, istar_gym
+assert istar_gym.__file__.startswith(sys.argv[1]), istar_gym.__file__
+settings = {"out": sys.argv[2], "iterations": int(sys.argv[3]), "eval_episodes": 0, "progress": False, "tensorboard": False}
+config = C.TrainConfig(**{**C.PRESETS["tiny"], **settings})
+print(json.dumps({"episodes": config.groups * config.group_size, "records": T.train(config)}))
+"""
 
 
 def run(quick: bool = False, full: bool = False) -> dict:
@@ -77,20 +112,9 @@ def run(quick: bool = False, full: bool = False) -> dict:
                     **settings,
                 }
             )
-            timed = train(config)[1:]
-            rows.append(
-                {
-                    "model": model,
-                    "variant": variant,
-                    "episodes_per_iteration": config.groups * config.group_size,
-                    "s_per_iteration": _median(timed, "time_iteration"),
-                    "rollout_s": _median(timed, "time_rollout"),
-                    "prm_s": _median(timed, "time_prm"),
-                    "update_s": _median(timed, "time_update"),
-                    "env_steps_per_s": _median(timed, "env_steps_per_s"),
-                    "tokens_per_s": _median(timed, "tokens_per_s"),
-                }
-            )
+            rows.append(_row(model, variant, config.groups * config.group_size, train(config)))
+    v01_code = None if quick else _v01_code_row(work / "v01-code", iterations["tiny"])
+    rows += [v01_code] if v01_code else []
     metrics = {}
     for row in rows:
         prefix = f"{row['model']}_{row['variant']}".replace("+", "_").replace("-", "_").replace(", ", "_").replace(" ", "_").replace(".", "")
@@ -104,7 +128,20 @@ def run(quick: bool = False, full: bool = False) -> dict:
     tiny_two = row_of[("tiny", "rloo, 2 threads")]
     metrics["tiny_speedup_vs_v01"] = tiny_plain["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
     metrics["tiny_2_threads_speedup_vs_v01"] = tiny_two["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
-    headline = [
+    headline = []
+    if v01_code:
+        for variant, key in (("rloo", "tiny_speedup_vs_v01_code"), ("rloo, 2 threads", "tiny_2_threads_speedup_vs_v01_code")):
+            metrics[key] = row_of[("tiny", variant)]["env_steps_per_s"] / v01_code["env_steps_per_s"]
+            headline.append(
+                {
+                    "measure": f"RLOO training throughput, tiny preset, env steps/s ({'2 threads' if '2' in variant else '1 thread'})",
+                    "ours": row_of[("tiny", variant)]["env_steps_per_s"],
+                    "baseline": "the trainer before the learning fix (its code and preset, 1 thread)",
+                    "baseline_value": v01_code["env_steps_per_s"],
+                    "ratio": metrics[key],
+                }
+            )
+    headline += [
         {
             "measure": "RLOO training throughput, tiny preset, env steps/s (1 thread)",
             "ours": tiny_plain["env_steps_per_s"],
@@ -151,8 +188,54 @@ def run(quick: bool = False, full: bool = False) -> dict:
             "visible, shared with whatever else runs. tokens/s counts context + action tokens of all turn rows "
             "per second of iteration. The feasibility study reported "
             f"{_STUDY_SECONDS[False]} s per RLOO and {_STUDY_SECONDS[True]} s per iStar iteration of 64 episodes "
-            "with its own code on its 0.6M-parameter model." + (f" {_DEFAULT_MODEL}: the default model, warm start none, on {device}." if full else "")
+            "with its own code on its 0.6M-parameter model. The tiny preset's precision on this machine: "
+            f"{TrainConfig(**PRESETS['tiny']).resolved_precision()} ('rloo, fp32' forces float32; 'rloo v0.1' is float32 too). "
+            + (
+                f"'rloo, code before the learning fix': the trainer, preset and warm start of commit {V01_COMMIT[:7]}, run from "
+                "this repository's history in a subprocess, 1 thread."
+                if v01_code
+                else "The trainer before the learning fix runs in default and full mode where the git history is present."
+            )
+            + (f" {_DEFAULT_MODEL}: the default model, warm start none, on {device}." if full else "")
         ),
+    }
+
+
+def _v01_code_row(work: Path, iterations: int) -> dict | None:
+    """`V01_COMMIT`'s trainer with its tiny preset (which builds its own warm start), timed as the
+    other rows are; ``None`` where the repository's history is not at hand (an installed copy)."""
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None:
+        return None
+    found = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{V01_COMMIT}^{{commit}}"], check=False, capture_output=True)
+    if found.returncode != 0:
+        return None
+    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", V01_COMMIT], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:  # this repository's own commit
+        tar.extractall(work / "code", filter="data")
+    code = str(work / "code")
+    done = subprocess.run(
+        [sys.executable, "-c", _V01_SCRIPT, code, str(work / "run"), str(iterations)],
+        check=False,
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": code},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the trainer of {V01_COMMIT[:7]} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return _row("tiny", "rloo, code before the learning fix", result["episodes"], result["records"])
+
+
+def _row(model: str, variant: str, episodes: int, records: list[dict]) -> dict:
+    """A table row: medians over the iterations after the first (a warm-up)."""
+    timed = records[1:]
+    return {
+        "model": model,
+        "variant": variant,
+        "episodes_per_iteration": episodes,
+        **{name: _median(timed, key) for name, key in _COLUMNS.items()},
     }
 
 

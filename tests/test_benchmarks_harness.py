@@ -145,6 +145,40 @@ def test_each_training_comparison_runs_by_default_a_subset_of_its_full_rows():
     assert repro_sokoban.TUNED_ROW in repro_sokoban.DEFAULT_ROWS
 
 
+@pytest.mark.parametrize("learners", [["rloo"], ["sb3 ppo"], ["rloo", "sb3 ppo", "rloo v0.2"]])
+def test_learning_sokoban_refuses_a_learner_set_without_a_pair_or_with_an_unknown_name(learners):
+    from benchmarks import learning_sokoban
+
+    with pytest.raises(ValueError, match="choose from"):
+        learning_sokoban.run(quick=True, learners=learners)
+
+
+def test_a_module_run_alone_takes_its_options_and_writes_its_result(tmp_path, monkeypatch):
+    from benchmarks._training import run_alone
+
+    def run(quick: bool = False, full: bool = False, budget: int | None = None) -> dict:
+        return {"title": "t", "metrics": {"budget": budget, "full": full, "out": os.environ["ISTAR_BENCH_OUT"]}}
+
+    monkeypatch.delenv("ISTAR_BENCH_OUT", raising=False)
+    result = run_alone("demo", run, {"budget": int}, ["--full", "--budget", "60000", "--out", str(tmp_path / "out")])
+    assert result["metrics"] == {"budget": 60000, "full": True, "out": str(tmp_path / "out")}
+    assert json.loads((tmp_path / "out" / "demo.json").read_text()) == result
+    with pytest.raises(SystemExit):
+        run_alone("demo", run, {"budget": int}, ["--quick", "--full", "--out", str(tmp_path)])
+
+
+def test_the_trainer_before_the_learning_fix_runs_from_the_history_beside_todays(tmp_path):
+    """train_throughput's baseline row: the old commit's own code, preset and warm start, measured here."""
+    from benchmarks import train_throughput
+
+    row = train_throughput._v01_code_row(tmp_path, iterations=2)
+    if row is None:
+        pytest.skip(f"this checkout lacks the git history holding {train_throughput.V01_COMMIT[:7]} (a shallow clone or an installed copy)")
+    assert row["variant"] == "rloo, code before the learning fix" and row["episodes_per_iteration"] == 64
+    assert row["env_steps_per_s"] > 0 and row["s_per_iteration"] > 0
+    assert (tmp_path / "code" / "agents" / "train.py").exists() and (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_the_clean_sft_placeholder_becomes_the_unflattened_warm_start(tiny_policy, tmp_path):
     from benchmarks.repro_sokoban import CLEAN_SFT, sokoban_config
 
