@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from istar_gym.llm.hf import tokenize_context_completion
-from istar_gym.prm import ImplicitPRM, Turn, truncate_turn
+from istar_gym.prm import ImplicitPRM, Turn, action_logprobs, truncate_turn
 from istar_gym.prompts import build_messages
 from istar_gym.wrappers import conversation_context
 
@@ -213,3 +213,26 @@ def test_default_prm_is_smollm2_with_a_frozen_copy_and_incremental_equals_batche
     batched = prm.step_rewards(turns)
     assert batched.abs().min() > 1e-4
     torch.testing.assert_close(incremental, batched, atol=2e-5, rtol=1e-3)
+
+
+def test_identical_turns_are_scored_once_with_the_gradient_of_every_copy(tiny):
+    model, tokenizer = tiny
+    turns = [([5, 6, 7], [8, 9]), ([5, 6], [8]), ([5, 6, 7], [8, 9]), ([5, 6, 7], [8, 9]), ([4], [])]
+    sizes = []
+    hook = model.get_decoder().layers[0].register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+    try:
+        shared = action_logprobs(model, turns, pad_token_id=tokenizer.pad_token_id, batch_size=64)
+        weights = torch.tensor([1.0, -2.0, 3.0, 0.5, 7.0])
+        (shared * weights).sum().backward()
+        grad_shared = [p.grad.clone() for p in model.parameters()]
+    finally:
+        hook.remove()
+    assert sizes == [2]  # two distinct turns with an action: one forward of two rows
+    model.zero_grad()
+    one_by_one = torch.stack([action_logprobs(model, [turn], pad_token_id=tokenizer.pad_token_id)[0] for turn in turns])
+    (one_by_one * weights).sum().backward()
+    torch.testing.assert_close(shared, one_by_one, atol=1e-5, rtol=1e-5)
+    assert shared[4] == 0.0
+    for a, p in zip(grad_shared, model.parameters()):
+        torch.testing.assert_close(a, p.grad, atol=1e-4, rtol=1e-3)  # float noise of batch composition
+    model.zero_grad()

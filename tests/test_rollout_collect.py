@@ -1,5 +1,7 @@
 """Multi-turn rollouts: groups, per-turn rows, sampler log-probs and the context builders."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -158,3 +160,25 @@ def test_async_vector_env_for_rollouts_starts_spawned_workers():
         envs.step(("<action>up</action>",) * 2)
     finally:
         envs.close()
+
+
+def _forward_batch_sizes(model) -> list[int]:
+    sizes: list[int] = []
+    model.get_decoder().layers[0].register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+    return sizes
+
+
+def test_copies_in_one_state_share_a_prompt_forward_and_still_sample_apart(tiny):
+    model, tokenizer = copy.deepcopy(tiny[0]), tiny[1]
+    sizes = _forward_batch_sizes(model)
+    board = tokenizer(tiny_context("######\n#P_X_#\n#___O#\n#____#\n#____#\n######", None))["input_ids"]
+    other = tokenizer(tiny_context("######\n#_PX_#\n#___O#\n#____#\n#____#\n######", None))["input_ids"]
+    contexts = [board] * 8 + [other] * 4
+    kwargs = {"max_new_tokens": 2, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    tokens, logprobs = sample_actions(model, contexts, temperature=1.0, generator=torch.Generator().manual_seed(0), **kwargs)
+    assert sizes == [2, 12]  # the prompt forward of the two distinct contexts, then one decode step per row
+    assert len({tuple(t) for t in tokens[:8]}) > 1  # eight copies at temperature 1 do not all come back identical
+    turns = list(zip(contexts, tokens))
+    with torch.no_grad():
+        full = action_logprobs(model, turns, pad_token_id=tokenizer.pad_token_id, batch_size=64)
+    torch.testing.assert_close(torch.tensor([sum(p) for p in logprobs]), full, atol=1e-4, rtol=1e-4)

@@ -8,12 +8,12 @@ of the previous turn, so an episode whose contexts extend each other costs O(T) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from contextlib import nullcontext
 
 import torch
 
-__all__ = ["CachedScorer", "action_logprobs", "autocast_forward"]
+__all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct"]
 
 
 def autocast_forward(device: torch.device | str, dtype: torch.dtype | None):
@@ -32,25 +32,36 @@ def action_logprobs(
 ) -> torch.Tensor:
     """Summed action log-probs of many ``(context_ids, action_ids)`` turns, shape ``[len(encoded)]``.
 
-    Turns are sorted by length and left-padded in micro-batches of ``batch_size`` (explicit position
-    ids keep every token at its unpadded position), and only the logits over the action span are
-    materialised. Gradients flow when grad mode is on. Non-finite results raise `FloatingPointError`.
+    Identical turns are scored once (G copies of a task often share states and moves; the gradient
+    of a shared value reaches every copy). Distinct turns are sorted by length and left-padded in
+    micro-batches of ``batch_size`` (explicit position ids keep every token at its unpadded
+    position), and only the logits over the action span are materialised. Gradients flow when grad
+    mode is on. Non-finite results raise `FloatingPointError`.
     ``autocast`` (e.g. ``torch.bfloat16``) runs the forward under `torch.autocast` (mixed precision);
     the log-softmax stays in float32.
     """
     if batch_size < 1:
         raise ValueError(f"action_logprobs: batch_size={batch_size} must be >= 1")
     device = _device_of(model)
-    result = torch.zeros(len(encoded), device=device)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
-    scored = [i for i in order if len(encoded[i][1]) > 0]
+    turns, inverse = distinct([(tuple(context), tuple(action)) for context, action in encoded])
+    first_row = {turn: row for row, turn in reversed(list(enumerate(inverse)))}  # for error messages
+    result = torch.zeros(len(turns), device=device)
+    order = sorted(range(len(turns)), key=lambda i: len(turns[i][0]) + len(turns[i][1]))
+    scored = [i for i in order if len(turns[i][1]) > 0]
     for start in range(0, len(scored), batch_size):
         rows = scored[start : start + batch_size]
         with autocast_forward(device, autocast):
-            values = _batch_logprobs(model, [encoded[i] for i in rows], pad_token_id, device)
-        _check_finite(values, rows, name)
+            values = _batch_logprobs(model, [turns[i] for i in rows], pad_token_id, device)
+        _check_finite(values, [first_row[i] for i in rows], name)
         result = result.index_put((torch.tensor(rows, device=device),), values)
-    return result
+    return result[torch.tensor(inverse, dtype=torch.long, device=device)]
+
+
+def distinct(items: Sequence[Hashable]) -> tuple[list, list[int]]:
+    """The distinct ``items`` in first-seen order, and each item's index among them."""
+    index: dict = {}
+    inverse = [index.setdefault(item, len(index)) for item in items]
+    return list(index), inverse
 
 
 class CachedScorer:

@@ -27,7 +27,7 @@ import istar_gym  # noqa: F401  (registers the istar/... ids)
 from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.llm.base import LLMBackend, Prompt
 from istar_gym.llm.hf import encode_prompt
-from istar_gym.prm.scoring import autocast_forward
+from istar_gym.prm.scoring import autocast_forward, distinct
 from istar_gym.prompts import build_messages, observation_text
 
 __all__ = [
@@ -153,9 +153,12 @@ def sample_actions(
     runs the forwards in that dtype, as `istar_gym.prm.action_logprobs` does for the update's.
     """
     device = next(model.parameters()).device
-    input_ids, attention_mask = _left_pad([list(c) for c in contexts], pad_token_id, device)
+    # Identical contexts (copies of a task in the same state) share one prompt forward; each row
+    # then samples, and decodes, on its own.
+    prompts, inverse = distinct([tuple(context) for context in contexts])
+    input_ids, attention_mask = _left_pad([list(prompt) for prompt in prompts], pad_token_id, device)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    batch = input_ids.shape[0]
+    batch, rows = len(contexts), torch.tensor(inverse, dtype=torch.long, device=device)
     tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     logprobs = torch.zeros(batch, max_new_tokens, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
@@ -173,6 +176,9 @@ def sample_actions(
             )
         past = output.past_key_values
         logits = output.logits[:, -1].float()
+        if index == 0 and len(prompts) < batch:
+            logits, attention_mask, step_positions = logits[rows], attention_mask[rows], step_positions[rows]
+            past.reorder_cache(rows)
         _check_finite(logits, "policy logits during rollout")
         log_probs = torch.log_softmax(logits, dim=-1)
         if temperature > 0:
@@ -345,9 +351,11 @@ def _left_pad(sequences: list[list[int]], pad_token_id: int, device) -> tuple[to
 
 
 def _encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
-    """`encode_prompt` of each prompt; plain-string prompts go through the tokenizer in one call."""
+    """`encode_prompt` of each prompt; distinct plain-string prompts go through the tokenizer in one call."""
     if all(isinstance(prompt, str) for prompt in prompts):
-        return [list(ids) for ids in tokenizer(prompts)["input_ids"]]
+        texts, inverse = distinct(prompts)
+        encoded = tokenizer(texts)["input_ids"]
+        return [list(encoded[index]) for index in inverse]
     return [encode_prompt(tokenizer, prompt) for prompt in prompts]
 
 
