@@ -72,3 +72,10 @@ def test_nan_stops_the_run_and_names_the_checkpoint(tiny_policy, tmp_path):
 def _untimed_log(run) -> list[dict]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if not k.startswith(_TIMING)} for r in records]
+
+
+def test_a_run_resumes_in_another_precision(tiny_policy, tmp_path):
+    # Weights and optimizer state are float32 in either precision, so a run may continue in the other.
+    train(config(tiny_policy, tmp_path / "run", iterations=1, eval_episodes=0, precision="bf16"))
+    records = train(config(tiny_policy, tmp_path / "run", iterations=2, eval_episodes=0, precision="fp32", resume=True))
+    assert [record["iteration"] for record in records] == [2]

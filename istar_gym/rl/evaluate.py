@@ -6,7 +6,8 @@
 ``--model`` is a saved policy (a run's ``out/policy``, a tiny preset's ``initial_policy``, any local
 Hugging Face causal LM) or ``default`` (SmolLM2-135M-Instruct). The prompt and, for a tiny preset's
 policy, the action length follow the model, as in training (`istar_gym.rl.rollout.context_builder`),
-so a run's last ``eval_success`` and this command agree on the same tasks. Prints one JSON object:
+so a run's last ``eval_success`` and this command agree on the same tasks (``--precision`` is the
+tiny presets' ``auto`` by default; pass a run's own setting to reproduce it). Prints one JSON object:
 success, return, episode length and invalid-action rate over tasks ``0..episodes-1`` of the
 evaluation split.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from istar_gym.adapters import adapter_for
 from istar_gym.rl.config import TrainConfig
 from istar_gym.rl.rollout import Actor, context_builder, make_vector_env
-from istar_gym.rl.trainer import evaluate_policy, load_policy
+from istar_gym.rl.trainer import evaluate_policy, load_policy, mixed_precision
 
 __all__ = ["evaluate_model", "main"]
 
@@ -39,7 +40,8 @@ def evaluate_model(config: TrainConfig) -> dict[str, float]:
     if preset is not None and getattr(model.config, "istar_context", None) == preset.marker:
         # A tiny preset's policy is sampled as in training, for at most its longest action.
         max_new_tokens = min(max_new_tokens, preset.max_action_tokens)
-    actor = Actor(model, tokenizer, context_builder(model, config.env_id, config.history_window), max_new_tokens=max_new_tokens)
+    autocast = mixed_precision(config, model)
+    actor = Actor(model, tokenizer, context_builder(model, config.env_id, config.history_window), max_new_tokens=max_new_tokens, autocast=autocast)
     envs = make_vector_env(config.env_id, config.eval_episodes, {**config.env_kwargs, **config.eval_env_kwargs}, config.vector_mode)
     try:
         return evaluate_policy(actor, envs, config)
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64, help="generated tokens per turn")
     parser.add_argument("--max-turns", type=int, default=None, help="turns per episode (default: the env adapter's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", help="fp32, bf16 or auto (the tiny presets' setting: bf16 where the device computes it natively)")
     parser.add_argument("--seed", type=int, default=0)
     print(json.dumps(evaluate_model(TrainConfig(**vars(parser.parse_args(argv)))), indent=2))
 

@@ -84,9 +84,10 @@ from istar_gym.rl.critic import Critic
 from istar_gym.rl.distributed import init_world, map_location_for, restore_generator_state
 from istar_gym.rl.rollout import Actor, ContextBuilder, Rollouts, collect_rollouts, context_builder, group_seeds, make_vector_env
 
-__all__ = ["Trainer", "TrainingDiverged", "evaluate_policy", "load_policy", "main", "ppo_clip_loss", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "evaluate_policy", "load_policy", "main", "mixed_precision", "ppo_clip_loss", "train"]
 
-# Settings a resumed run may change (length, logging, evaluation, where the folder lives); anything
+# Settings a resumed run may change (length, logging, evaluation, where the folder lives, the device
+# and the forwards' precision, since weights and optimizer state are float32 either way); anything
 # else must match the checkpoint's.
 _RESUMABLE = {
     "iterations",
@@ -98,6 +99,7 @@ _RESUMABLE = {
     "eval_episodes",
     "checkpoint_every",
     "device",
+    "precision",
     "torch_threads",
     "out",
     "dist_backend",
@@ -155,8 +157,7 @@ class Trainer:
                 model, tokenizer = load_policy(config, self.out)
         self.policy, self.tokenizer = model, tokenizer
         # Mixed precision (--precision): the dtype every forward is autocast to; weights stay float32.
-        self.autocast = torch.bfloat16 if config.resolved_precision() == "bf16" else None
-        _fit_attention(self.policy, self.autocast)
+        self.autocast = mixed_precision(config, self.policy)
         self.adapter = adapter_for(config.env_id)
         # Each process draws its own tasks and samples (seed + rank; a single process uses the seed).
         self.rng = np.random.default_rng(config.seed + world.rank)
@@ -756,6 +757,14 @@ def load_policy(config: TrainConfig, out: Path | None):
 
 
 # --- private helpers -------------------------------------------------------------------------
+
+
+def mixed_precision(config: TrainConfig, model) -> torch.dtype | None:
+    """The dtype ``config.precision`` autocasts ``model``'s forwards to (``None``: float32), with the
+    model's attention set up for it (`_fit_attention`); the trainer and ``istar-evaluate`` share it."""
+    autocast = torch.bfloat16 if config.resolved_precision() == "bf16" else None
+    _fit_attention(model, autocast)
+    return autocast
 
 
 def _fit_attention(model, autocast: torch.dtype | None) -> None:
