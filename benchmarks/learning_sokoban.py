@@ -83,9 +83,10 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     # Interleaved, so that each RLOO run shares the machine with a PPO run, as each PPO run does
     # with an RLOO run: on the 2-core machine two RLOO runs side by side took 950 env steps/s each,
     # one beside a PPO run 1,800 (shared caches or memory bandwidth; not pinned down).
-    first = "rloo" if "rloo" in tasks else "rloo lr annealed"
+    first = "rloo" if "rloo" in tasks else "rloo lr annealed"  # the RLOO learner paired with PPO
     order = [(name, index) for index in range(len(seeds)) for name in (first, "sb3 ppo")]
-    order += [(name, index) for name in ("rloo lr annealed",) if name in tasks and name != first for index in range(len(seeds))]
+    if first == "rloo" and "rloo lr annealed" in tasks:
+        order += [("rloo lr annealed", index) for index in range(len(seeds))]
     order += [("rloo v0.1", 0)] * with_v01
     results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}

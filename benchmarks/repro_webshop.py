@@ -72,11 +72,9 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None) -> d
     # --quick only checks the pipeline end to end, so its warm start is cut short.
     sft = {"episodes": 200, "clean_steps": 150, "noisy_steps": 0} if quick else {}
     policy = prepare_tiny_webshop_policy(work / "sft", seed=0, env_kwargs=ENV_KWARGS, **sft)
-    if any(VARIANTS[name].get("prm_model") == LONGER_SFT for name in names):
-        longer = {**sft, "clean_steps": 2 * sft["clean_steps"]} if quick else {"clean_steps": LONGER_SFT_STEPS}
-        placeholders = {LONGER_SFT: str(prepare_tiny_webshop_policy(work / "sft-longer", seed=0, env_kwargs=ENV_KWARGS, **longer))}
-    else:
-        placeholders = {}
+    placeholders = {}
+    if any(VARIANTS[name].get("prm_model") == LONGER_SFT for name in names):  # --full only
+        placeholders[LONGER_SFT] = str(prepare_tiny_webshop_policy(work / "sft-longer", seed=0, env_kwargs=ENV_KWARGS, clean_steps=LONGER_SFT_STEPS))
     held_out = {**ENV_KWARGS, **TrainConfig().eval_env_kwargs}
     baselines = {
         agent: evaluate(ENV_ID, agent, episodes=eval_episodes, seed=0, num_envs=16, env_kwargs=held_out, progress=False) for agent in ("random", "rule")

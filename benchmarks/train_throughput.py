@@ -130,11 +130,11 @@ def run(quick: bool = False, full: bool = False) -> dict:
     metrics["tiny_2_threads_speedup_vs_v01"] = tiny_two["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
     headline = []
     if v01_code:
-        for variant, key in (("rloo", "tiny_speedup_vs_v01_code"), ("rloo, 2 threads", "tiny_2_threads_speedup_vs_v01_code")):
+        for variant, key, threads in (("rloo", "tiny_speedup_vs_v01_code", "1 thread"), ("rloo, 2 threads", "tiny_2_threads_speedup_vs_v01_code", "2 threads")):
             metrics[key] = row_of[("tiny", variant)]["env_steps_per_s"] / v01_code["env_steps_per_s"]
             headline.append(
                 {
-                    "measure": f"RLOO training throughput, tiny preset, env steps/s ({'2 threads' if '2' in variant else '1 thread'})",
+                    "measure": f"RLOO training throughput, tiny preset, env steps/s ({threads})",
                     "ours": row_of[("tiny", variant)]["env_steps_per_s"],
                     "baseline": "the trainer before the learning fix (its code and preset, 1 thread)",
                     "baseline_value": v01_code["env_steps_per_s"],

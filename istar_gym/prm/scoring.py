@@ -8,7 +8,7 @@ of the previous turn, so an episode whose contexts extend each other costs O(T) 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import nullcontext
 
 import torch
@@ -44,7 +44,6 @@ def action_logprobs(
         raise ValueError(f"action_logprobs: batch_size={batch_size} must be >= 1")
     device = _device_of(model)
     turns, inverse = distinct([(tuple(context), tuple(action)) for context, action in encoded])
-    first_row = {turn: row for row, turn in reversed(list(enumerate(inverse)))}  # for error messages
     result = torch.zeros(len(turns), device=device)
     order = sorted(range(len(turns)), key=lambda i: len(turns[i][0]) + len(turns[i][1]))
     scored = [i for i in order if len(turns[i][1]) > 0]
@@ -52,7 +51,7 @@ def action_logprobs(
         rows = scored[start : start + batch_size]
         with autocast_forward(device, autocast):
             values = _batch_logprobs(model, [turns[i] for i in rows], pad_token_id, device)
-        _check_finite(values, [first_row[i] for i in rows], name)
+        _check_finite(values, rows, name, turn_of=inverse.index)  # a distinct turn's first row, named on error
         result = result.index_put((torch.tensor(rows, device=device),), values)
     return result[torch.tensor(inverse, dtype=torch.long, device=device)]
 
@@ -141,11 +140,11 @@ def _batch_logprobs(model, batch, pad_token_id: int, device) -> torch.Tensor:
     return (token_logprobs * target_mask.to(device)).sum(-1)
 
 
-def _check_finite(values: torch.Tensor, rows: Sequence[int], name: str) -> None:
+def _check_finite(values: torch.Tensor, rows: Sequence[int], name: str, turn_of: Callable[[int], int] = int) -> None:
     bad = (~torch.isfinite(values.detach())).nonzero().flatten().tolist()
     if bad:
         raise FloatingPointError(
-            f"{name} returned a non-finite log-prob ({values[bad[0]].item()}) for turn {rows[bad[0]]}; its weights "
+            f"{name} returned a non-finite log-prob ({values[bad[0]].item()}) for turn {turn_of(rows[bad[0]])}; its weights "
             "or activations hold NaN/inf (a diverged update, or fp16 overflow): reload the model, use float32 or "
             "bfloat16, or lower the learning rate"
         )

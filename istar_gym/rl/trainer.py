@@ -756,15 +756,15 @@ def load_policy(config: TrainConfig, out: Path | None):
     return model, tokenizer
 
 
-# --- private helpers -------------------------------------------------------------------------
-
-
 def mixed_precision(config: TrainConfig, model) -> torch.dtype | None:
     """The dtype ``config.precision`` autocasts ``model``'s forwards to (``None``: float32), with the
     model's attention set up for it (`_fit_attention`); the trainer and ``istar-evaluate`` share it."""
     autocast = torch.bfloat16 if config.resolved_precision() == "bf16" else None
     _fit_attention(model, autocast)
     return autocast
+
+
+# --- private helpers -------------------------------------------------------------------------
 
 
 def _fit_attention(model, autocast: torch.dtype | None) -> None:
