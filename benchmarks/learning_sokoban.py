@@ -15,8 +15,11 @@ are evaluated on the same held-out levels (test split, needing >= 3 moves, sampl
 
 Reported per learner, mean +- std over seeds: start, final and best held-out success, the gain,
 held-out success after fixed numbers of training seconds (from each curve), and curves against env
-steps and against training seconds (PNG). Training seconds exclude evaluations. Every run has one
-torch thread and the machine's cores run one run each.
+steps and against training seconds (PNG). Training seconds exclude evaluations. By default every
+run has one torch thread and the machine's cores run one run each; with ``cores_per_run`` N > 1
+the runs take N cores each, one after the other, each learner the way its library uses several
+cores: our trainer in N data-parallel processes (``processes=N``), SB3's PPO with N torch threads
+(its ``SubprocVecEnv`` was slower, `benchmarks/_sb3_ppo.py`).
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
@@ -24,6 +27,7 @@ cores); ``full`` 3 seeds (1 of rloo v0.1), 600 s per run (the 10-minute target, 
 Alone, with a subset of learners (the 600-s comparison in docs/benchmarks/learning_full):
 
     python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --out DIR
+    python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --cores-per-run 2 --out DIR
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ _TITLES = {"rloo": "RLOO", "rloo lr annealed": "RLOO with a linearly annealed le
 V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "temperature": 1.0}
 
 
-def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None = None) -> dict:
-    """``learners`` picks a subset of the mode's learners (``sb3 ppo`` and one RLOO learner at least)."""
+def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None = None, cores_per_run: int = 1) -> dict:
+    """``learners`` picks a subset of the mode's learners (``sb3 ppo`` and one RLOO learner at least);
+    ``cores_per_run`` > 1 gives each run that many cores, one run at a time."""
     # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
     # default leaves it to --full (--quick keeps it, cut short, to test its path). "rloo lr annealed"
     # is the same RLOO with its learning rate annealed linearly to 0 over the training seconds (as
@@ -60,6 +65,8 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     unknown = set(learners) - set(LEARNERS)
     if unknown or "sb3 ppo" not in learners or not set(learners) & {"rloo", "rloo lr annealed"}:
         raise ValueError(f"learners={learners}: choose from {LEARNERS}, with sb3 ppo and an RLOO learner")
+    if not 1 <= cores_per_run <= (os.cpu_count() or 1):
+        raise ValueError(f"cores_per_run={cores_per_run}: use 1 to {os.cpu_count()} (this machine's cores)")
     seeds = [0] if quick else [0, 1, 2]
     seconds = 20 if quick else 600 if full else 40
     eval_levels = 64 if quick else 200
@@ -68,11 +75,13 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     warm = sokoban_warm_start(work, quick)
     # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
     every = max(1, seconds // 20)
-    ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every)
+    ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every, processes=cores_per_run)
     tasks: dict[str, list[Callable[[], list[dict]]]] = {}
     if "rloo" in learners:
         tasks["rloo"] = [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds]
-    tasks["sb3 ppo"] = [partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12) for seed in seeds]
+    tasks["sb3 ppo"] = [
+        partial(train_sb3_ppo, seed, time_budget_s=seconds, eval_levels=eval_levels, eval_every_s=seconds / 12, torch_threads=cores_per_run) for seed in seeds
+    ]
     if "rloo lr annealed" in learners:
         tasks["rloo lr annealed"] = [partial(train_one, ours(warm, work / f"rloo-annealed-{seed}", seed, lr_schedule="linear")) for seed in seeds]
     with_v01 = "rloo v0.1" in learners
@@ -88,7 +97,8 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     if first == "rloo" and "rloo lr annealed" in tasks:
         order += [("rloo lr annealed", index) for index in range(len(seeds))]
     order += [("rloo v0.1", 0)] * with_v01
-    results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order])))
+    workers = None if cores_per_run == 1 else 1  # a run of several cores has the machine to itself
+    results = dict(zip(order, run_parallel([tasks[name][index] for name, index in order], workers)))
     runs = {name: [results[(name, index)] for index in range(len(group))] for name, group in tasks.items()}
 
     checkpoints = [t for t in (30, 60, 120, 300) if t < seconds] + [seconds]
@@ -134,7 +144,13 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
             + (", 1 for rloo v0.1; " if with_v01 else "; rloo v0.1 (the trainer before the learning fix) runs in --full only; ")
             + f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
             f"random play {random_success:.3f}. success_at_Ts: the last evaluation at or before T training "
-            "seconds. One torch thread per run, one run per core."
+            "seconds. "
+            + (
+                "One torch thread per run, one run per core."
+                if cores_per_run == 1
+                else f"{cores_per_run} cores per run, one run at a time: RLOO in {cores_per_run} data-parallel processes "
+                f"(one torch thread each), SB3 PPO with {cores_per_run} torch threads."
+            )
         ),
     }
 
@@ -219,4 +235,4 @@ def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) 
 
 
 if __name__ == "__main__":
-    run_alone("learning_sokoban", run, {"learners": lambda text: [name.strip() for name in text.split(",")]})
+    run_alone("learning_sokoban", run, {"learners": lambda text: [name.strip() for name in text.split(",")], "cores_per_run": int})

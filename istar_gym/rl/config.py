@@ -135,6 +135,11 @@ class TrainConfig:
         "GPU, sent the policy's weights before every rollout); hf and vllm return text only, so pi_old's log-probs are recomputed.",
         default="policy",
     )
+    processes: int = _doc(
+        "Data-parallel processes to start on this machine (as torchrun --standalone --nproc_per_node N; 1: this process "
+        "alone). On a CPU, one per core: the tiny presets' small matrices do not spread over threads, but processes do.",
+        default=1,
+    )
     dist_backend: str | None = _doc(
         "torch.distributed backend under a launcher: gloo or nccl (None: NCCL when every process has a GPU of its own, else Gloo).",
         default=None,
@@ -169,7 +174,7 @@ class TrainConfig:
         "turn_mean (paper: every turn row weighs the same) or trajectory_mean (every episode weighs the same).",
         default="turn_mean",
     )
-    minibatch_size: int = _doc("Turn rows per policy optimizer step (paper: 64).", default=64)
+    minibatch_size: int = _doc("Turn rows per policy optimizer step, over all processes (paper: 64).", default=64)
     max_grad_norm: float = _doc("Policy gradient clipping (verl default 1.0).", default=1.0)
     prm_max_grad_norm: float = _doc("PRM gradient clipping (paper code: 10).", default=10.0)
     score_batch_size: int = _doc("Turns per forward pass when scoring (PRM, old log-probs).", default=8)
@@ -277,6 +282,8 @@ class TrainConfig:
         for name, ok, fix in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {fix}")
+        if self.processes < 1 or self.groups % self.processes:
+            raise ValueError(f"processes={self.processes}: each process plays whole groups; use a number >= 1 that divides groups={self.groups}")
         if self.dist_backend not in (None, "gloo", "nccl"):
             raise ValueError(f"dist_backend={self.dist_backend!r}: expected 'gloo', 'nccl' or None (automatic)")
         if self.rollout_backend not in ("policy", "hf", "vllm"):

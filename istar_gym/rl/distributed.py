@@ -1,12 +1,16 @@
 """Data-parallel training across processes through torch.distributed (DDP), one process per device.
 
     torchrun --nproc_per_node 4 -m istar_gym.rl.trainer --device cuda --groups 32 ...
+    istar-train --processes 2 ...          # the same on this machine's CPU cores, from one command
 
-A launcher (``torchrun`` or ``accelerate launch``) starts the processes and sets ``RANK``,
+A launcher (``torchrun``, ``accelerate launch``, or `launch_processes` for ``--processes``) starts
+the processes and sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. Each process then plays
 ``groups / world_size`` whole groups of every iteration, so group baselines and DPO pairs stay
-within one process; `DistributedDataParallel` averages the gradients of the policy and the PRM, and
-every process takes the same optimizer steps, so all of them hold the same weights. Process 0 alone
+within one process, and ``minibatch_size / world_size`` rows of every minibatch, so the run takes
+the optimizer steps of a single process on the same batches; `DistributedDataParallel` averages
+the gradients of the policy and the PRM, and every process takes the same steps, so all of them
+hold the same weights. Process 0 alone
 writes the logs and checkpoints and runs the held-out evaluation.
 
 Process ``i`` of a node trains on ``cuda:(i % device count)``, so more processes than GPUs share
@@ -16,6 +20,11 @@ tensors too); ``init_world(config, backend=...)`` overrides the choice.
 
 Without a launcher the world has one process and every method here is a no-op, so the
 single-process trainer runs exactly as before.
+
+Why processes on a CPU: the tiny presets' matrices (64 wide) are too small for torch's intra-op
+threads (two threads ran an iteration no faster than one), but two processes, each rolling out and
+updating on half the groups, ran the tiny Sokoban preset at ~1.8x the env steps per second of one
+(`benchmarks/train_throughput.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import hashlib
 import inspect
 import math
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +44,17 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BACKENDS", "World", "device_index", "init_world", "map_location_for", "process_group_backend", "restore_generator_state"]
+__all__ = [
+    "BACKENDS",
+    "World",
+    "device_index",
+    "init_world",
+    "launch_processes",
+    "launched",
+    "map_location_for",
+    "process_group_backend",
+    "restore_generator_state",
+]
 
 BACKENDS = ("gloo", "nccl")
 
@@ -65,11 +85,11 @@ class World:
         return self.rank == 0
 
     def shard(self, config):
-        """This process's part of the run: its share of the groups, on its own GPU."""
+        """This process's part of the run: its share of the groups and of every minibatch, on its own GPU."""
         if self.size == 1:
             return config
         device = f"cuda:{self.device_index}" if self.cuda else config.device
-        return dataclasses.replace(config, groups=config.groups // self.size, device=device)
+        return dataclasses.replace(config, groups=config.groups // self.size, minibatch_size=max(1, config.minibatch_size // self.size), device=device)
 
     def data_parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` wrapped in `DistributedDataParallel` (once; later calls return the same
@@ -207,6 +227,34 @@ def init_world(config, backend: str | None = None) -> World:
         device_index=index,
         communicates=True,
     )
+
+
+def launched() -> bool:
+    """Whether this process was started by a launcher as one of several (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_processes(function: Callable[[Any], Any], argument: Any, processes: int) -> Any:
+    """Run ``function(argument)`` in ``processes`` new local processes that form one process group,
+    as ``torchrun --standalone --nproc_per_node processes`` would; returns process 0's result.
+
+    ``function`` must be importable by name (the processes are spawned, not forked: a forked child
+    deadlocks in torch's thread pool once the parent has used it), and ``argument`` picklable. A
+    failing process stops all of them and raises torch's ``ChildFailedError`` with its traceback.
+    """
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    settings = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        start_method="spawn",
+    )
+    return elastic_launch(settings, function)(argument)[0]
 
 
 def device_index(local_rank: int, device_count: int) -> int:

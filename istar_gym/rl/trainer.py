@@ -29,9 +29,10 @@ Every iteration appends a line to ``out/metrics.jsonl`` (and TensorBoard) and wr
 The final policy is saved to ``out/policy`` (``save_pretrained``, for ``istar-evaluate --model``).
 A NaN/inf loss, gradient or logit stops the run with `TrainingDiverged`, naming that checkpoint.
 
-Under ``torchrun --nproc_per_node N -m istar_gym.rl.trainer ...`` (or ``accelerate launch``) the same loop
-runs data-parallel (`istar_gym.rl.distributed`): each process plays ``groups / N`` of the groups, DDP
-averages the policy and PRM gradients, and process 0 alone logs, checkpoints and evaluates.
+With ``--processes N`` (or under ``torchrun --nproc_per_node N -m istar_gym.rl.trainer ...`` or
+``accelerate launch``) the same loop runs data-parallel (`istar_gym.rl.distributed`): each process plays
+``groups / N`` of the groups and ``1 / N`` of every minibatch, DDP averages the policy and PRM
+gradients, and process 0 alone logs, checkpoints and evaluates.
 
 Logged per iteration: ``success``, ``episode_return`` (WebShop: the score), ``episode_length``,
 ``invalid_rate``, ``policy_loss``, ``policy_grad_norm``, ``clip_fraction``, ``approx_kl``,
@@ -65,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.credit import (
@@ -81,7 +83,7 @@ from istar_gym.rl.checkpoint import RunLog, load_checkpoint, save_checkpoint
 from istar_gym.rl.config import TrainConfig, parse_config
 from istar_gym.rl.credit_metrics import credit_assignment_metrics
 from istar_gym.rl.critic import Critic
-from istar_gym.rl.distributed import init_world, map_location_for, restore_generator_state
+from istar_gym.rl.distributed import init_world, launch_processes, launched, map_location_for, restore_generator_state
 from istar_gym.rl.rollout import Actor, ContextBuilder, Rollouts, collect_rollouts, context_builder, group_seeds, make_vector_env
 
 __all__ = ["Trainer", "TrainingDiverged", "evaluate_policy", "load_policy", "main", "mixed_precision", "ppo_clip_loss", "train"]
@@ -100,6 +102,7 @@ _RESUMABLE = {
     "checkpoint_every",
     "device",
     "precision",
+    "processes",  # a resumed run must have as many processes; the checkpoint's world size says so
     "torch_threads",
     "out",
     "dist_backend",
@@ -117,7 +120,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def train(config: TrainConfig) -> list[dict]:
     """Run (or resume) training as configured; returns the records it logged, one per line of
-    ``metrics.jsonl`` (the start-of-run evaluation is iteration 0)."""
+    ``metrics.jsonl`` (the start-of-run evaluation is iteration 0). With ``config.processes`` > 1
+    (and no launcher around this process) it starts that many processes and waits for them."""
+    if config.processes > 1 and not launched():
+        config.validate()  # in this process, so a bad setting fails once and plainly
+        return launch_processes(_train_in_process, config, config.processes)
     with Trainer(config) as trainer:
         return trainer.train()
 
@@ -661,7 +668,7 @@ class Trainer:
         if processes != world.size:
             raise ValueError(
                 f"--resume: {path} was written by a run of {processes} process(es), this one has {world.size}; resume with "
-                f"the same number ({'torchrun --nproc_per_node ' + str(processes) if processes > 1 else 'no launcher'})"
+                f"the same number ({f'--processes {processes} or torchrun --nproc_per_node {processes}' if processes > 1 else '--processes 1 and no launcher'})"
             )
         saved = state["config"]
         changed = {k: (saved.get(k), v) for k, v in self.run_config.to_dict().items() if k not in _RESUMABLE and saved.get(k) != v}
@@ -775,6 +782,15 @@ def _fit_attention(model, autocast: torch.dtype | None) -> None:
     tiny = getattr(model.config, "istar_context", None) is not None
     if autocast is not None and tiny and next(model.parameters()).device.type == "cpu":
         model.set_attn_implementation("eager")
+
+
+@record
+def _train_in_process(config: TrainConfig) -> list[dict]:
+    """One process of a ``--processes`` run. Without ``torch_threads`` it takes its share of the
+    cores, as torchrun's processes do (N processes with every core's threads each oversubscribe)."""
+    if not config.torch_threads and config.device == "cpu":
+        config = dataclasses.replace(config, torch_threads=max(1, (os.cpu_count() or 1) // config.processes))
+    return train(config)
 
 
 def _turns_by_episode(rollouts: Rollouts) -> list[list[int]]:
