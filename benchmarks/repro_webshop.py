@@ -17,9 +17,10 @@ rose from 0.175 to 0.27 in 50k steps, to 0.23 by 27k), 200 goals every 20 iterat
 150,000 env steps. Runs go one per core, as on Sokoban. A WebShop env step costs about three
 Sokoban steps of training time: an action is up to 19 generated tokens (Sokoban: 2) after a longer
 prompt, and an iteration has 8 x 8 episodes (Sokoban: 32 x 8), so fixed costs weigh more.
-Alone, with every row and 3 seeds at a smaller budget than --full's:
+Alone, with every row and 3 seeds at a smaller budget than --full's, or some rows at its budget:
 
     python -m benchmarks.repro_webshop --full --budget 60000 --out DIR
+    python -m benchmarks.repro_webshop --full --variants rloo --out DIR
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ ENV_KWARGS = {"split": "train"}
 _CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-out score"))
 
 
-def run(quick: bool = False, full: bool = False, budget: int | None = None) -> dict:
-    """``budget`` replaces the mode's env steps per run (e.g. --full's rows and seeds at a smaller budget)."""
+def run(quick: bool = False, full: bool = False, budget: int | None = None, variants: list[str] | None = None) -> dict:
+    """``budget`` replaces the mode's env steps per run (e.g. --full's rows and seeds at a smaller
+    budget); ``variants`` the mode's rows (names of `VARIANTS`)."""
     seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
-    names = list(VARIANTS) if full else ["rloo", "rloo+istar"] if quick else DEFAULT_ROWS
+    names = variants or (list(VARIANTS) if full else ["rloo", "rloo+istar"] if quick else DEFAULT_ROWS)
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variants={unknown}: choose from {', '.join(VARIANTS)}")
     budget = budget or (1_500 if quick else (FULL_BUDGET if full else 40_000))
     eval_episodes = 64 if quick else 200
     out = Path(os.environ.get("ISTAR_BENCH_OUT") or tempfile.mkdtemp(prefix="repro-webshop-"))
@@ -185,4 +190,4 @@ def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-    run_alone("repro_webshop", run, {"budget": int})
+    run_alone("repro_webshop", run, {"budget": int, "variants": lambda text: [name.strip() for name in text.split(",")]})

@@ -13,7 +13,9 @@ this process; the first iteration is a warm-up and is not counted. Variants:
 - ``tiny / rloo`` and ``tiny / rloo+istar``: the tiny preset (32 x 8 rollouts, 512-row
   minibatches, the sampler's log-probs as pi_old, zero-advantage rows skipped, bfloat16 autocast
   where the CPU has bfloat16 instructions), one thread; ``tiny / rloo, fp32`` the same in float32;
-- ``tiny / rloo, 2 threads``: the same on two torch threads (a run that has the machine to itself);
+- ``tiny / rloo, 2 threads``: the same on two torch threads, and ``tiny / rloo, 2 processes`` in two
+  data-parallel processes of one thread each (``processes=2``; runs that have the machine to
+  themselves);
 - ``study-size``: a 0.6M-parameter Llama (hidden 128, 3 layers, 4 heads, MLP 512), the size of the
   study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
   and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
@@ -59,6 +61,7 @@ _VARIANTS = {
         ("rloo, fp32", False, {"precision": "fp32"}),
         ("rloo+istar", True, {}),
         ("rloo, 2 threads", False, {"torch_threads": 2}),
+        ("rloo, 2 processes", False, {"processes": 2}),
     ],
     "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
     _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
@@ -125,36 +128,41 @@ def run(quick: bool = False, full: bool = False) -> dict:
         plain, istar = row_of[(model, "rloo")], row_of[(model, "rloo+istar")]
         metrics[f"{model.replace('-', '_')}_istar_time_ratio"] = istar["s_per_iteration"] / plain["s_per_iteration"]
     tiny_plain, tiny_istar, tiny_v01 = row_of[("tiny", "rloo")], row_of[("tiny", "rloo+istar")], row_of[("tiny", "rloo v0.1")]
-    tiny_two = row_of[("tiny", "rloo, 2 threads")]
+    tiny_two = row_of[("tiny", "rloo, 2 processes")]
     metrics["tiny_speedup_vs_v01"] = tiny_plain["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
-    metrics["tiny_2_threads_speedup_vs_v01"] = tiny_two["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
+    metrics["tiny_2_processes_speedup_vs_v01"] = tiny_two["env_steps_per_s"] / tiny_v01["env_steps_per_s"]
+    metrics["tiny_2_threads_speedup_vs_1_thread"] = row_of[("tiny", "rloo, 2 threads")]["env_steps_per_s"] / tiny_plain["env_steps_per_s"]
+    metrics["tiny_2_processes_speedup_vs_1_process"] = tiny_two["env_steps_per_s"] / tiny_plain["env_steps_per_s"]
     headline = []
     if v01_code:
-        for variant, key, threads in (("rloo", "tiny_speedup_vs_v01_code", "1 thread"), ("rloo, 2 threads", "tiny_2_threads_speedup_vs_v01_code", "2 threads")):
+        for variant, key, cores in (
+            ("rloo", "tiny_speedup_vs_v01_code", "1 core"),
+            ("rloo, 2 processes", "tiny_2_processes_speedup_vs_v01_code", "2 processes"),
+        ):
             metrics[key] = row_of[("tiny", variant)]["env_steps_per_s"] / v01_code["env_steps_per_s"]
             headline.append(
                 {
-                    "measure": f"RLOO training throughput, tiny preset, env steps/s ({threads})",
+                    "measure": f"RLOO training throughput, tiny preset, env steps/s ({cores})",
                     "ours": row_of[("tiny", variant)]["env_steps_per_s"],
-                    "baseline": "the trainer before the learning fix (its code and preset, 1 thread)",
+                    "baseline": "the trainer before the learning fix (its code and preset, 1 core)",
                     "baseline_value": v01_code["env_steps_per_s"],
                     "ratio": metrics[key],
                 }
             )
     headline += [
         {
-            "measure": "RLOO training throughput, tiny preset, env steps/s (1 thread)",
+            "measure": "RLOO training throughput, tiny preset, env steps/s (1 core)",
             "ours": tiny_plain["env_steps_per_s"],
             "baseline": "the preset before the learning fix",
             "baseline_value": tiny_v01["env_steps_per_s"],
             "ratio": metrics["tiny_speedup_vs_v01"],
         },
         {
-            "measure": "RLOO training throughput, tiny preset, env steps/s (2 threads)",
+            "measure": "RLOO training throughput, tiny preset, env steps/s (2 processes)",
             "ours": tiny_two["env_steps_per_s"],
-            "baseline": "the preset before the learning fix (1 thread)",
+            "baseline": "the preset before the learning fix (1 core)",
             "baseline_value": tiny_v01["env_steps_per_s"],
-            "ratio": metrics["tiny_2_threads_speedup_vs_v01"],
+            "ratio": metrics["tiny_2_processes_speedup_vs_v01"],
         },
         {
             "measure": "RLOO+iStar training throughput, tiny preset, env steps/s",
@@ -184,7 +192,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "notes": (
             "All variants start from the tiny preset's warm start (the study-size model from a 100-step one). "
             f"Median over {', '.join(f'{n - 1} ({model})' for model, n in iterations.items())} iterations "
-            f"after one warm-up; torch threads 1 unless the variant says 2; {os.cpu_count()} CPU cores "
+            f"after one warm-up; one torch thread per process, one process unless the variant says 2 threads or 2 processes; {os.cpu_count()} CPU cores "
             "visible, shared with whatever else runs. tokens/s counts context + action tokens of all turn rows "
             "per second of iteration. The feasibility study reported "
             f"{_STUDY_SECONDS[False]} s per RLOO and {_STUDY_SECONDS[True]} s per iStar iteration of 64 episodes "

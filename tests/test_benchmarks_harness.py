@@ -153,6 +153,21 @@ def test_learning_sokoban_refuses_a_learner_set_without_a_pair_or_with_an_unknow
         learning_sokoban.run(quick=True, learners=learners)
 
 
+@pytest.mark.parametrize("cores", [0, os.cpu_count() + 1])
+def test_learning_sokoban_refuses_more_cores_per_run_than_the_machine_has(cores):
+    from benchmarks import learning_sokoban
+
+    with pytest.raises(ValueError, match=f"cores_per_run={cores}: use 1 to"):
+        learning_sokoban.run(quick=True, learners=["rloo", "sb3 ppo"], cores_per_run=cores)
+
+
+def test_repro_webshop_refuses_an_unknown_variant():
+    from benchmarks import repro_webshop
+
+    with pytest.raises(ValueError, match="variants=\\['rlooo'\\]: choose from rloo"):
+        repro_webshop.run(quick=True, variants=["rlooo"])
+
+
 def test_a_module_run_alone_takes_its_options_and_writes_its_result(tmp_path, monkeypatch):
     from benchmarks._training import run_alone
 

@@ -89,6 +89,8 @@ def test_env_kwargs_are_read_as_json():
         ({"time_budget_s": -1.0}, "time_budget_s=-1.0"),
         ({"sft_temperature": 0.0}, "sft_temperature=0.0"),
         ({"dist_backend": "mpi"}, "dist_backend='mpi'"),
+        ({"processes": 0}, "processes=0"),
+        ({"groups": 3, "processes": 2}, "processes=2: each process plays whole groups; use a number >= 1 that divides groups=3"),
         ({"prime": True, "istar": True}, "prime=True with istar=True"),
         ({"gigpo": True, "gigpo_normalisation": "max"}, "gigpo_normalisation='max'"),
         ({"gigpo_gamma": 1.5}, "gigpo_gamma=1.5"),

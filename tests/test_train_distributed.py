@@ -156,6 +156,47 @@ def test_resume_refuses_another_number_of_processes(two_processes):
         train(parse_config([*FLAGS, "--out", str(two_processes["run"]), "--iterations", "4", "--resume"]))
 
 
+@pytest.fixture(scope="module")
+def started_by_the_trainer(tmp_path_factory):
+    """A 2-iteration iStar run that ``--processes 2`` starts from this process, without torchrun."""
+    run = tmp_path_factory.mktemp("processes") / "run"
+    records = train(parse_config([*FLAGS, "--out", str(run), "--iterations", "2", "--processes", "2"]))
+    return run, records
+
+
+def test_processes_flag_starts_the_data_parallel_run_itself(started_by_the_trainer):
+    run, records = started_by_the_trainer
+    assert [record["iteration"] for record in records] == [record["iteration"] for record in _log(run)] == [0, 1, 2]
+    assert records[-1]["env_steps_total"] == _log(run)[-1]["env_steps_total"] > 0
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["world_size"] == 2 and state["config"]["processes"] == 2
+    assert len(state["process_random_states"]) == 2
+    assert (run / "policy" / "config.json").exists()
+
+
+def test_a_processes_run_resumes_only_with_as_many(started_by_the_trainer):
+    run, _ = started_by_the_trainer
+    with pytest.raises(ValueError, match="--processes 2 or torchrun --nproc_per_node 2"):
+        train(parse_config([*FLAGS, "--out", str(run), "--iterations", "3", "--resume"]))
+
+
+def test_a_failing_process_stops_the_run_with_its_error(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    missing = tmp_path / "no-such-model"
+    flags = [*FLAGS, "--out", str(tmp_path / "run"), "--processes", "2"]
+    flags[flags.index("tiny")] = str(missing)
+    with pytest.raises(ChildFailedError, match="no-such-model"):
+        train(parse_config(flags))
+
+
+def test_every_process_takes_its_share_of_each_minibatch():
+    config = parse_config([*FLAGS, "--groups", "4", "--minibatch-size", "512"])
+    shard = World(rank=1, size=2).shard(config)
+    assert (shard.groups, shard.minibatch_size) == (2, 256)
+    assert World().shard(config) is config
+
+
 def test_groups_that_do_not_split_over_the_processes_are_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -236,7 +277,8 @@ def test_a_world_with_a_process_group_uses_it_for_every_call(joined_gloo_group):
     assert world.max(3) == 3
     assert world.broadcast("x") == "x"
     assert isinstance(world.data_parallel(torch.nn.Linear(2, 2)), torch.nn.parallel.DistributedDataParallel)
-    world.barrier()
+    with world.main_first():
+        pass
     world.close()
     assert torch.distributed.is_initialized()  # created by the caller: not the world's to destroy
 
@@ -308,7 +350,8 @@ def test_one_nccl_process_runs_every_collective_the_trainer_uses():
         assert world.reduce_metrics({"env_steps": 2.0, "time_iteration": 1.0}) == {"env_steps": 2.0, "time_iteration": 1.0}
         model = world.data_parallel(torch.nn.Linear(4, 1).cuda())
         model(torch.ones(3, 4, device="cuda")).sum().backward()
-        world.barrier()
+        with world.main_first():
+            pass
     finally:
         torch.distributed.destroy_process_group()
 

@@ -148,7 +148,7 @@ class TrainConfig:
     history_window: int = _doc("Earlier (observation, action) pairs in the chat prompt (paper: 2).", default=2)
 
     # --- rollouts ---
-    groups: int = _doc("Tasks per iteration, over all processes of a torchrun (paper Sokoban: 32, WebShop: 16).", default=32)
+    groups: int = _doc("Tasks per iteration, over all processes (paper Sokoban: 32, WebShop: 16).", default=32)
     group_size: int = _doc("Rollouts per task, G (paper: 8).", default=8)
     max_turns: int | None = _doc("Turns per episode; None = the env adapter's (the paper's: Sokoban 15, WebShop 10), else the env's step limit.", default=None)
     vector_mode: str = _doc("Vector env mode: sync or async (subprocesses).", default="sync")

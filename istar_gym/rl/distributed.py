@@ -154,17 +154,23 @@ class World:
     @contextlib.contextmanager
     def main_first(self) -> Iterator[None]:
         """Process 0 runs the block first (e.g. building and saving the tiny model's warm start);
-        the others wait, then run it too (and find what process 0 saved)."""
-        if not self.is_main:
-            self.barrier()
-        yield
+        the others wait, then run it too (and find what process 0 saved). If it fails in process
+        0, the others raise its error too, instead of a lost connection once process 0 is gone."""
+        if not self.communicates:
+            yield
+            return
         if self.is_main:
-            self.barrier()
-
-    def barrier(self) -> None:
-        if self.communicates:
-            # device_ids names the GPU an NCCL barrier runs on; Gloo takes none.
-            torch.distributed.barrier(device_ids=[self.device_index] if self.backend == "nccl" else None)
+            try:
+                yield
+            except BaseException as error:
+                self.broadcast(f"{type(error).__name__}: {error}")
+                raise
+            self.broadcast(None)
+            return
+        failure = self.broadcast(None)
+        if failure is not None:
+            raise RuntimeError(f"process 0 failed before this one could start: {failure}")
+        yield
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in `close` before the process group goes, e.g. an in-process vLLM
