@@ -163,10 +163,13 @@ class TrainConfig:
     policy_lr: float = _doc("AdamW learning rate of the policy (paper: 5e-7).", default=5e-7)
     prm_lr: float = _doc("AdamW learning rate of the PRM (paper: 1e-6).", default=1e-6)
     lr_schedule: str = _doc(
-        "Policy and critic learning rate over the run: constant (paper) or linear (falls to 0 as the run's budget is spent: "
-        "iterations, env steps or training seconds, whichever ends the run first; as CleanRL's PPO anneals it).",
+        "Policy and critic learning rate over the run: constant (paper); linear (falls to 0 as the run's budget is spent: "
+        "iterations, env steps or training seconds, whichever ends the run first; as CleanRL's PPO anneals it); or adaptive "
+        "(the policy's rate follows the KL of each update, as rsl_rl's PPO: divided by 1.5 when a minibatch finds the "
+        "policy more than 2 x target_kl from pi_old, multiplied by 1.5 below target_kl / 2, within [policy_lr / 100, policy_lr]).",
         default="constant",
     )
+    target_kl: float = _doc("The KL(pi_old || pi_theta) per iteration that lr_schedule=adaptive steers to.", default=0.01)
     clip_eps: float = _doc("PPO clip range epsilon (paper: 0.2).", default=0.2)
     kl_coef: float = _doc("Weight of a KL penalty to the initial policy (paper: 0, none).", default=0.0)
     ppo_epochs: int = _doc("Passes over the iteration's turns per policy update (paper: 1).", default=1)
@@ -310,8 +313,10 @@ class TrainConfig:
             raise ValueError(f"prm_updates={self.prm_updates!r}: use a count of DPO steps per iteration >= 0 (paper: 1; 0: a static PRM)")
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(f"precision={self.precision!r}: expected 'fp32', 'bf16' or 'auto'")
-        if self.lr_schedule not in ("constant", "linear"):
-            raise ValueError(f"lr_schedule={self.lr_schedule!r}: expected 'constant' (paper) or 'linear'")
+        if self.lr_schedule not in ("constant", "linear", "adaptive"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: expected 'constant' (paper), 'linear' or 'adaptive'")
+        if self.target_kl <= 0:
+            raise ValueError(f"target_kl={self.target_kl!r}: use a positive KL (rsl_rl: 0.01)")
         if self.loss_aggregation not in ("turn_mean", "trajectory_mean"):
             raise ValueError(f"loss_aggregation={self.loss_aggregation!r}: expected 'turn_mean' or 'trajectory_mean'")
         if self.step_normalisation not in STEP_NORMALISATIONS:
@@ -357,6 +362,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": 32,
         "max_new_tokens": 2,
         "policy_lr": 1e-3,
+        # The rate follows each update's KL: 1e-3 moves the flat warm start little, but once RL (or
+        # a better SFT) has sharpened the policy one iteration at 1e-3 cost 0.12 held-out success.
+        "lr_schedule": "adaptive",
         "minibatch_size": 512,
         "loss_aggregation": "trajectory_mean",
         "invalid_action_penalty": 1.0,
@@ -395,6 +403,7 @@ PRESETS["tiny_webshop"] = {
     "max_new_tokens": 19,
     "invalid_action_penalty": 0.1,
     "policy_lr": 3e-4,
+    "lr_schedule": "constant",  # every WebShop comparison was measured with it; adaptive is untried here
     "sft_episodes": 2000,
     "sft_clean_steps": 600,
     "sft_noisy_steps": 0,

@@ -116,6 +116,14 @@ class World:
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
         return int(tensor.item())
 
+    def sum(self, values: list[float]) -> list[float]:
+        """Each of ``values`` summed over all processes."""
+        if not self.communicates:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._device)
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
     def all_gather(self, value: Any) -> list[Any]:
         """Every process's ``value`` (any picklable object), in rank order, on every process."""
         if not self.communicates:
