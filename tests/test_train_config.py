@@ -81,6 +81,7 @@ def test_env_kwargs_are_read_as_json():
         ({"prm_trajectory_score": "max"}, "prm_trajectory_score=.max."),
         ({"prm_loss": "hinge"}, "prm_loss=.hinge."),
         ({"lr_schedule": "cosine"}, "lr_schedule=.cosine."),
+        ({"target_kl": 0.0}, "target_kl=0.0"),
         ({"precision": "fp16"}, "precision=.fp16."),
         ({"prm_updates": -1}, "prm_updates=-1"),
         ({"prm_follows_policy": True}, "prm_follows_policy=True without a PRM"),

@@ -119,6 +119,32 @@ def test_linear_learning_rate_follows_the_env_step_budget_when_it_ends_the_run(t
         assert trainer.critic_optimizer.param_groups[0]["lr"] == pytest.approx(config.critic_lr / 2)
 
 
+def test_adaptive_learning_rate_follows_the_kl_of_each_update(tiny_policy, tmp_path):
+    config = small_config(tiny_policy, tmp_path / "run", policy_lr=1e-3, lr_schedule="adaptive", target_kl=0.01)
+    same, far, near = torch.zeros(4), torch.full((4,), -1.0), torch.full((4,), 0.14)  # log pi_theta - log pi_old
+    with Trainer(config) as trainer:
+        group = trainer.optimizer.param_groups[0]
+        assert group["lr"] == pytest.approx(1e-4)  # starts 10x below policy_lr
+        trainer._adapt_learning_rate(same, torch.zeros(4), rows=4)  # KL 0 < target / 2: up 1.5x
+        assert group["lr"] == pytest.approx(1.5e-4)
+        trainer._adapt_learning_rate(far, torch.zeros(4), rows=4)  # KL e^-1 - 1 + 1 = 0.37 > 2 target: down 1.5x
+        assert group["lr"] == pytest.approx(1e-4)
+        trainer._adapt_learning_rate(near, torch.zeros(4), rows=4)  # KL e^0.14 - 1 - 0.14 = 0.0103: kept
+        assert group["lr"] == pytest.approx(1e-4)
+        for _ in range(20):
+            trainer._adapt_learning_rate(same, torch.zeros(4), rows=4)
+        assert group["lr"] == pytest.approx(1e-3)  # never above policy_lr
+        for _ in range(40):
+            trainer._adapt_learning_rate(far, torch.zeros(4), rows=4)
+        assert group["lr"] == pytest.approx(1e-5)  # nor below policy_lr / 100
+
+
+def test_an_adaptive_run_logs_its_rate_within_bounds(tiny_policy, tmp_path):
+    history = train(small_config(tiny_policy, tmp_path / "run", iterations=3, policy_lr=1e-3, lr_schedule="adaptive"))
+    assert all(1e-5 <= m["policy_lr"] <= 1e-3 for m in history)
+    assert history[0]["policy_lr"] != 1e-4  # the rate moved within the first iteration
+
+
 def test_step_rewards_scored_after_the_prm_update_see_this_batch(tiny_policy, tmp_path):
     # At iteration 1 the PRM equals pi_old, so rewards scored before its update are exactly 0 and
     # rewards scored after it are not.

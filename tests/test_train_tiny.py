@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from transformers import LlamaForCausalLM
 
 from istar_gym.llm import load_model
@@ -56,6 +57,19 @@ def test_warm_start_lowers_the_imitation_loss():
     demonstrations = collect_demonstrations(episodes=60, noise=0.0, seed=1, tokenizer=tokenizer)
     losses = warm_start(model, tokenizer, demonstrations, steps=30, batch_size=64)
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize(("anneal", "expected"), [(True, [1e-3, 7.5e-4, 5e-4, 2.5e-4]), (False, [1e-3] * 4)])
+def test_warm_start_anneals_its_learning_rate_to_zero(anneal, expected):
+    model, tokenizer = build_tiny_model(seed=0)
+    demonstrations = collect_demonstrations(episodes=5, noise=0.0, seed=1, tokenizer=tokenizer)
+    rates = []
+    hook = register_optimizer_step_pre_hook(lambda optimizer, *_: rates.append(optimizer.param_groups[0]["lr"]))
+    try:
+        warm_start(model, tokenizer, demonstrations, steps=4, batch_size=8, lr=1e-3, anneal=anneal)
+    finally:
+        hook.remove()
+    assert rates == pytest.approx(expected)
 
 
 def test_unflattened_policy_takes_the_baked_temperature_out_again(tiny_policy, tmp_path):

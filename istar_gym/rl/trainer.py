@@ -499,7 +499,7 @@ class Trainer:
         # out of rows joins the remaining steps with a zero-weight pass (a zero gradient in the average).
         steps = world.max(-(-len(kept) // config.minibatch_size))
         first_ratio_deviation = float("nan")
-        for epoch in range(config.ppo_epochs):
+        for _ in range(config.ppo_epochs):
             order = kept[self.rng.permutation(len(kept))]
             for step in range(steps):
                 rows = order[step * config.minibatch_size : (step + 1) * config.minibatch_size].tolist()
@@ -530,7 +530,7 @@ class Trainer:
                 if np.isnan(first_ratio_deviation) and not joining:
                     # Sampling, the stored log-probs and this forward see one distribution: ratio 1 here.
                     first_ratio_deviation = float((logprobs.detach() - old_logprobs[rows].to(device)).abs().max())
-                if config.lr_schedule == "adaptive" and (epoch, step) != (0, 0):  # every process, in lockstep
+                if config.lr_schedule == "adaptive":  # every process, in lockstep
                     self._adapt_learning_rate(logprobs.detach(), old_logprobs[rows].to(device), 0 if joining else len(rows))
                 self.optimizer.zero_grad(set_to_none=True)
                 (loss * 0.0 if joining else loss).backward()
@@ -550,7 +550,8 @@ class Trainer:
 
     def _adapt_learning_rate(self, logprobs: torch.Tensor, old_logprobs: torch.Tensor, rows: int) -> None:
         """``lr_schedule="adaptive"``: steer the KL from pi_old that this iteration's steps have built
-        up, seen on this minibatch before its step (k3 estimate, never negative), toward ``target_kl``.
+        up, seen on this minibatch before its step (k3 estimate, never negative), toward ``target_kl``,
+        as rsl_rl's PPO does (so the first minibatch of an iteration, at KL 0, raises the rate).
         From a flat policy, steps at the full rate move it little; once RL has sharpened it, the same
         rate moved it far (one iteration from a good policy cost 0.12 held-out success at lr 1e-3, KL
         0.16; none at 3e-4, KL 0.02; docs/learning.md). Every process sees its own ``rows`` (0 for
