@@ -166,7 +166,7 @@ class TrainConfig:
         "Policy and critic learning rate over the run: constant (paper); linear (falls to 0 as the run's budget is spent: "
         "iterations, env steps or training seconds, whichever ends the run first; as CleanRL's PPO anneals it); or adaptive "
         "(the policy's rate follows the KL of each update, as rsl_rl's PPO: divided by 1.5 when a minibatch finds the "
-        "policy more than 2 x target_kl from pi_old, multiplied by 1.5 below target_kl / 2, within [policy_lr / 100, policy_lr]).",
+        "policy more than 2 x target_kl from pi_old, multiplied by 1.5 below target_kl / 2, within [policy_lr / 100, policy_lr], starting at policy_lr / 10).",
         default="constant",
     )
     target_kl: float = _doc("The KL(pi_old || pi_theta) per iteration that lr_schedule=adaptive steers to.", default=0.01)
