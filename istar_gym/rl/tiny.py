@@ -259,6 +259,7 @@ def prepare_tiny_policy(
     lr: float = 3e-3,
     env_kwargs: dict | None = None,
     spec: TinySpec = TinySpec(),
+    anneal: bool = True,
 ) -> Path:
     """Build, warm-start and save a tiny policy (model + tokenizer) to ``target``, unless one is there.
 
@@ -266,7 +267,8 @@ def prepare_tiny_policy(
     are (noisy labels keep it on the ln 4 plateau far longer); optional ``noisy_steps`` on
     demonstrations with ``noise`` random moves follow (the earlier default, kept to reproduce
     it); then ``temperature`` is baked in, so the policy starts weak (held-out success about 0.2
-    at temperature 1 against 0.63 greedy), with features RL can sharpen. The directory is written
+    at temperature 1 against 0.63 greedy), with features RL can sharpen; ``anneal`` as in
+    `warm_start`. The directory is written
     beside ``target`` and renamed, so it is never seen half-saved.
     """
     target = Path(target)
@@ -277,7 +279,7 @@ def prepare_tiny_policy(
     def demonstrations(phase_noise: float, phase_seed: int) -> list[Turn]:
         return collect_demonstrations(env_kwargs=env_kwargs, episodes=episodes, noise=phase_noise, seed=phase_seed, tokenizer=tokenizer)
 
-    warm_start_in_phases(model, tokenizer, demonstrations, ((0.0, clean_steps), (noise, noisy_steps)), lr=lr, seed=seed)
+    warm_start_in_phases(model, tokenizer, demonstrations, ((0.0, clean_steps), (noise, noisy_steps)), lr=lr, seed=seed, anneal=anneal)
     bake_temperature(model, temperature)
     return save_policy(model, tokenizer, target)
 
