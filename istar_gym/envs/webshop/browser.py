@@ -11,9 +11,9 @@ import gymnasium as gym
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError as error:  # selenium is the optional `browser` extra
     raise ImportError("istar/WebShopBrowser-v0 needs selenium: pip install 'istar-gym[browser]'") from error
@@ -214,10 +214,19 @@ class WebShopBrowserEnv(gym.Env):
         self._navigate(element.click)
 
     def _navigate(self, act) -> None:
-        old_page = self._driver.find_element(By.TAG_NAME, "html")
+        """Run ``act`` and wait until the page it leads to has loaded.
+
+        The old page is marked on its ``window``; a new document comes with a fresh ``window``, so the
+        mark's absence proves the navigation happened. While the documents swap, Chromium may answer
+        a probe with an error (e.g. "Node with given id does not belong to the document") instead of
+        a stale-element one, so any WebDriver error while waiting means "not yet"; a page that never
+        comes still ends in a `TimeoutException` after ``_PAGE_TIMEOUT_S``.
+        """
+        self._driver.execute_script("window.__istarLeftPage = true;")
         act()
-        WebDriverWait(self._driver, _PAGE_TIMEOUT_S).until(expected_conditions.staleness_of(old_page))
-        WebDriverWait(self._driver, _PAGE_TIMEOUT_S).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+        WebDriverWait(self._driver, _PAGE_TIMEOUT_S, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script("return !window.__istarLeftPage && document.readyState === 'complete';")
+        )
 
     def _page(self) -> str:
         return self._driver.find_element(By.TAG_NAME, "body").get_attribute("data-page") or ""
