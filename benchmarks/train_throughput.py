@@ -20,8 +20,8 @@ this process; the first iteration is a warm-up and is not counted. Variants:
   study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
   and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
 
-Sizes (`_ITERATIONS`): ``quick`` the tiny variants, 3 iterations; default 5 (tiny) and 3
-(study-size); ``full`` adds SmolLM2-135M itself (the default model; on the GPU when there is one)
+Sizes (`_ITERATIONS`): ``quick`` the tiny variants, 3 iterations; default 11 (tiny: ten timed, so
+one slow iteration cannot move the median) and 3 (study-size); ``full`` adds SmolLM2-135M itself (the default model; on the GPU when there is one)
 and runs 11 iterations of each.
 """
 
@@ -50,7 +50,7 @@ _STUDY_SIZE = TinySpec(hidden_size=128, num_layers=3, num_heads=4, intermediate_
 _DEFAULT_MODEL = "smollm2-135m"  # full mode only: the default model, not a tiny one
 _ITERATIONS = {  # per mode: the models run and their iterations (the first one is a warm-up)
     "quick": {"tiny": 3},
-    "default": {"tiny": 5, "study-size": 3},
+    "default": {"tiny": 11, "study-size": 3},
     "full": {"tiny": 11, "study-size": 11, _DEFAULT_MODEL: 11},
 }
 # (variant, iStar, settings over the tiny preset) per model

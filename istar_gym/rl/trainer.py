@@ -509,9 +509,10 @@ class Trainer:
                 rows = rows or [0]
                 logprobs = self._logprobs(trainable, batch, len(batch))
                 device = logprobs.device
+                old = old_logprobs[rows].to(device)
                 loss, stats = ppo_clip_loss(
                     logprobs,
-                    old_logprobs[rows].to(device),
+                    old,
                     advantages[rows].to(device),
                     config.clip_eps,
                     None if row_weights is None else row_weights[rows].to(device),
@@ -529,9 +530,9 @@ class Trainer:
                     raise FloatingPointError(f"the policy loss is {loss.item()}")
                 if np.isnan(first_ratio_deviation) and not joining:
                     # Sampling, the stored log-probs and this forward see one distribution: ratio 1 here.
-                    first_ratio_deviation = float((logprobs.detach() - old_logprobs[rows].to(device)).abs().max())
+                    first_ratio_deviation = float((logprobs.detach() - old).abs().max())
                 if config.lr_schedule == "adaptive":  # every process, in lockstep
-                    self._adapt_learning_rate(logprobs.detach(), old_logprobs[rows].to(device), 0 if joining else len(rows))
+                    self._adapt_learning_rate(logprobs.detach(), old, 0 if joining else len(rows))
                 self.optimizer.zero_grad(set_to_none=True)
                 (loss * 0.0 if joining else loss).backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
