@@ -137,7 +137,7 @@ class TrainConfig:
     )
     processes: int = _doc(
         "Data-parallel processes to start on this machine (as torchrun --standalone --nproc_per_node N; 1: this process "
-        "alone). On a CPU, one per core: the tiny presets' small matrices do not spread over threads, but processes do.",
+        "alone). On a CPU, one per core: each process also plays its share of the rollouts, which threads do not split.",
         default=1,
     )
     dist_backend: str | None = _doc(

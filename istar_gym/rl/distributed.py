@@ -21,10 +21,10 @@ tensors too); ``init_world(config, backend=...)`` overrides the choice.
 Without a launcher the world has one process and every method here is a no-op, so the
 single-process trainer runs exactly as before.
 
-Why processes on a CPU: the tiny presets' matrices (64 wide) are too small for torch's intra-op
-threads (two threads ran an iteration no faster than one), but two processes, each rolling out and
-updating on half the groups, ran the tiny Sokoban preset at ~1.8x the env steps per second of one
-(`benchmarks/train_throughput.py`).
+Why processes on a CPU: torch's intra-op threads only split each matrix product, and the tiny
+presets' are 64 wide, while processes also split the rollouts (env steps, tokenisation, Python). On
+a 2-core machine two processes ran the tiny Sokoban preset at 1.0x-1.8x the env steps per second
+of one, and two threads at 1.0x-1.4x (`benchmarks/train_throughput.py`, docs/learning.md).
 """
 
 from __future__ import annotations
