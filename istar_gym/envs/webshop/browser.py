@@ -225,7 +225,8 @@ class WebShopBrowserEnv(gym.Env):
         self._driver.execute_script("window.__istarLeftPage = true;")
         act()
         WebDriverWait(self._driver, _PAGE_TIMEOUT_S, ignored_exceptions=(WebDriverException,)).until(
-            lambda driver: driver.execute_script("return !window.__istarLeftPage && document.readyState === 'complete';")
+            lambda driver: driver.execute_script("return !window.__istarLeftPage && document.readyState === 'complete';"),
+            message=f"the browser did not load the next page within {_PAGE_TIMEOUT_S} s (is Chromium still running?)",
         )
 
     def _page(self) -> str:
