@@ -24,7 +24,7 @@ single-process trainer runs exactly as before.
 Why processes on a CPU: torch's intra-op threads only split each matrix product, and the tiny
 presets' are 64 wide, while processes also split the rollouts (env steps, tokenisation, Python). On
 a 2-core machine two processes ran the tiny Sokoban preset at 1.0x-1.8x the env steps per second
-of one, and two threads at 1.0x-1.4x (`benchmarks/train_throughput.py`, docs/learning.md).
+of one, and two threads at 0.9x-1.4x (`benchmarks/train_throughput.py`, docs/learning.md).
 """
 
 from __future__ import annotations
