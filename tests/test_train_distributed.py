@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -290,6 +291,23 @@ def test_close_shuts_registered_engines_down_before_the_process_group(joined_glo
     world.on_close(lambda: seen.append(("last registered", torch.distributed.is_initialized())))
     world.close()
     assert seen == [("last registered", True), ("first registered", True)]
+    assert not torch.distributed.is_initialized()
+
+
+def test_close_frees_the_data_parallel_wrappers_before_the_process_group(joined_gloo_group, monkeypatch):
+    # A DDP reducer freed after its Gloo group was destroyed blocked a finished run's exit.
+    world = World(owns_process_group=True, communicates=True)
+    wrapper = weakref.ref(world.data_parallel(torch.nn.Linear(2, 2)))
+    destroy = torch.distributed.destroy_process_group
+    alive_at_destroy = []
+
+    def recording_destroy(*args, **kwargs):
+        alive_at_destroy.append(wrapper() is not None)
+        destroy(*args, **kwargs)
+
+    monkeypatch.setattr(torch.distributed, "destroy_process_group", recording_destroy)
+    world.close()
+    assert alive_at_destroy == [False]
     assert not torch.distributed.is_initialized()
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import hashlib
 import inspect
 import math
@@ -186,10 +187,14 @@ class World:
         self._closers.append(callback)
 
     def close(self) -> None:
-        """Run the `on_close` callbacks (last registered first), then tear down the process group
-        if `init_world` created it."""
+        """Run the `on_close` callbacks (last registered first), free the DDP wrappers, then tear
+        down the process group if `init_world` created it. The wrappers go while their group
+        lives: a DDP reducer freed after its Gloo group was destroyed blocked forever in the
+        group's destructor, leaving a finished ``--processes 2`` run hanging at exit."""
         while self._closers:
             self._closers.pop()()
+        self._wrapped.clear()
+        gc.collect()  # DDP wrappers sit in reference cycles; free them now, not at some later collection
         if self.owns_process_group and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
