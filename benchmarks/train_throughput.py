@@ -21,8 +21,8 @@ this process; the first iteration is a warm-up and is not counted. Variants:
   and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
 
 Sizes (`_ITERATIONS`): ``quick`` the tiny variants, 3 iterations; default 11 (tiny: ten timed, so
-one slow iteration cannot move the median) and 3 (study-size); ``full`` adds SmolLM2-135M itself (the default model; on the GPU when there is one)
-and runs 11 iterations of each.
+one slow iteration cannot move the median) and 3 (study-size); ``full`` adds SmolLM2-135M itself
+(the default model; on the GPU when there is one) and runs 11 iterations of each.
 """
 
 from __future__ import annotations

@@ -193,8 +193,9 @@ class World:
         group's destructor, leaving a finished ``--processes 2`` run hanging at exit."""
         while self._closers:
             self._closers.pop()()
-        self._wrapped.clear()
-        gc.collect()  # DDP wrappers sit in reference cycles; free them now, not at some later collection
+        if self._wrapped:
+            self._wrapped.clear()
+            gc.collect()  # DDP wrappers sit in reference cycles; free them now, not at some later collection
         if self.owns_process_group and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
