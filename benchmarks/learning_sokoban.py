@@ -18,8 +18,11 @@ held-out success after fixed numbers of training seconds (from each curve), and 
 steps and against training seconds (PNG). Training seconds exclude evaluations. By default every
 run has one torch thread and the machine's cores run one run each; with ``cores_per_run`` N > 1
 the runs take N cores each, one after the other, each learner the way its library uses several
-cores: our trainer in N data-parallel processes (``processes=N``), SB3's PPO with N torch threads
-(its ``SubprocVecEnv`` was slower, `benchmarks/_sb3_ppo.py`).
+cores: our trainer in N data-parallel processes (``processes=N``) of the preset's 32 groups each
+(``groups=32N``: a data-parallel run scales its batch with its processes, as DDP trainers keep the
+per-device batch; one 600-s seed with 16 groups per process was behind at every evaluation,
+docs/learning.md), SB3's PPO with N torch threads (its ``SubprocVecEnv`` was slower,
+`benchmarks/_sb3_ppo.py`).
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
@@ -75,7 +78,8 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     warm = sokoban_warm_start(work, quick)
     # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
     every = max(1, seconds // 20)
-    ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every, processes=cores_per_run)
+    per_process = {"processes": cores_per_run, "groups": PRESETS["tiny"]["groups"] * cores_per_run}
+    ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every, **per_process)
     tasks: dict[str, list[Callable[[], list[dict]]]] = {}
     if "rloo" in learners:
         tasks["rloo"] = [partial(train_one, ours(warm, work / f"rloo-{seed}", seed)) for seed in seeds]
@@ -149,7 +153,7 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
                 "One torch thread per run, one run per core."
                 if cores_per_run == 1
                 else f"{cores_per_run} cores per run, one run at a time: RLOO in {cores_per_run} data-parallel processes "
-                f"(one torch thread each), SB3 PPO with {cores_per_run} torch threads."
+                f"(one torch thread and the preset's {PRESETS['tiny']['groups']} groups each), SB3 PPO with {cores_per_run} torch threads."
             )
         ),
     }
