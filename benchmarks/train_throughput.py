@@ -14,8 +14,8 @@ this process; the first iteration is a warm-up and is not counted. Variants:
   minibatches, the sampler's log-probs as pi_old, zero-advantage rows skipped, bfloat16 autocast
   where the CPU has bfloat16 instructions), one thread; ``tiny / rloo, fp32`` the same in float32;
 - ``tiny / rloo, 2 threads``: the same on two torch threads, and ``tiny / rloo, 2 processes`` in two
-  data-parallel processes of one thread each (``processes=2``; runs that have the machine to
-  themselves);
+  data-parallel processes of one thread and the preset's 32 groups each (``processes=2, groups=64``,
+  as `benchmarks/learning_sokoban.py` runs it on two cores; runs that have the machine to themselves);
 - ``study-size``: a 0.6M-parameter Llama (hidden 128, 3 layers, 4 heads, MLP 512), the size of the
   study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
   and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
@@ -61,7 +61,7 @@ _VARIANTS = {
         ("rloo, fp32", False, {"precision": "fp32"}),
         ("rloo+istar", True, {}),
         ("rloo, 2 threads", False, {"torch_threads": 2}),
-        ("rloo, 2 processes", False, {"processes": 2}),
+        ("rloo, 2 processes", False, {"processes": 2, "groups": 2 * PRESETS["tiny"]["groups"]}),
     ],
     "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
     _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
@@ -192,7 +192,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "notes": (
             "All variants start from the tiny preset's warm start (the study-size model from a 100-step one). "
             f"Median over {', '.join(f'{n - 1} ({model})' for model, n in iterations.items())} iterations "
-            f"after one warm-up; one torch thread per process, one process unless the variant says 2 threads or 2 processes; {os.cpu_count()} CPU cores "
+            f"after one warm-up; one torch thread per process, one process unless the variant says 2 threads or 2 processes (the preset's 32 groups in each); {os.cpu_count()} CPU cores "
             "visible, shared with whatever else runs. tokens/s counts context + action tokens of all turn rows "
             "per second of iteration. The feasibility study reported "
             f"{_STUDY_SECONDS[False]} s per RLOO and {_STUDY_SECONDS[True]} s per iStar iteration of 64 episodes "

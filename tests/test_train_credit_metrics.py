@@ -35,6 +35,23 @@ def test_oracle_agrees_with_the_env_solver_on_generated_levels():
         assert oracle.optimal_actions(level) == optimal_actions(level)
 
 
+def test_oracle_shares_one_table_across_starts_of_a_puzzle(monkeypatch):
+    # Positions of one puzzle (walls and targets): a dead one, one the dead one cannot reach, and
+    # one the second reaches. Each answer equals a fresh oracle's, and only positions that no
+    # earlier search reached cost a search, dead ones included.
+    import istar_gym.envs.sokoban.oracle as oracle_module
+
+    dead, before, after = "#######\n#X_P_O#\n#######", CORRIDOR, CORRIDOR_AFTER_RIGHT
+    expected = {board: SokobanOracle().optimal_actions_for_state(board) for board in (dead, before, after)}
+    searches = []
+    search = oracle_module._distance_table
+    monkeypatch.setattr(oracle_module, "_distance_table", lambda *args: searches.append(1) or search(*args))
+    shared = SokobanOracle()
+    assert [shared.optimal_actions_for_state(board) for board in (dead, before, after)] == [set(), expected[before], expected[after]]
+    assert shared.distance(parse_level(dead)) == math.inf and shared.distance(parse_level(before)) == 3
+    assert len(searches) == 2
+
+
 def test_gap_and_rank_accuracy_on_a_hand_built_batch():
     # Group 0 visits CORRIDOR four times: two optimal "right", one "left", one invalid text.
     # Group 1 takes "up" (non-optimal) and "right" (optimal) on the second board.

@@ -8,17 +8,30 @@ of the previous turn, so an episode whose contexts extend each other costs O(T) 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import torch
 
-__all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct"]
+__all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct", "forward_with_cache"]
 
 
 def autocast_forward(device: torch.device | str, dtype: torch.dtype | None):
     """`torch.autocast` to ``dtype`` on ``device``'s type, or a no-op context for ``None`` (float32)."""
     return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def forward_with_cache(model: torch.nn.Module, cache: Any, **inputs) -> tuple[Any, Any]:
+    """``model(**inputs)`` extending the KV cache ``cache`` (``None``: a new one); returns the
+    output and its cache. transformers 5 renamed ``past_key_values`` to ``cache`` (the old name is
+    deprecated and goes in 5.40); this passes whichever name the model's ``forward`` takes."""
+    if "cache" in inspect.signature(model.forward).parameters:
+        output = model(**inputs, cache=cache, use_cache=True)
+        return output, output.cache
+    output = model(**inputs, past_key_values=cache, use_cache=True)
+    return output, output.past_key_values
 
 
 def action_logprobs(
@@ -101,13 +114,8 @@ class CachedScorer:
         device = _device_of(self.model)
         new = torch.tensor([ids[keep:]], device=device)
         positions = torch.arange(keep, len(ids), device=device).unsqueeze(0)
-        logits = self.model(
-            input_ids=new,
-            position_ids=positions,
-            past_key_values=self._cache,
-            use_cache=True,
-            logits_to_keep=len(action_ids) + 1,
-        ).logits[0, :-1]
+        output, self._cache = forward_with_cache(self.model, self._cache, input_ids=new, position_ids=positions, logits_to_keep=len(action_ids) + 1)
+        logits = output.logits[0, :-1]
         targets = torch.tensor(action_ids, device=device)
         value = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).sum()
         self._ids = ids

@@ -27,7 +27,7 @@ import istar_gym  # noqa: F401  (registers the istar/... ids)
 from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.llm.base import LLMBackend, Prompt
 from istar_gym.llm.hf import encode_prompt
-from istar_gym.prm.scoring import autocast_forward, distinct
+from istar_gym.prm.scoring import autocast_forward, distinct, forward_with_cache
 from istar_gym.prompts import build_messages, observation_text
 
 __all__ = [
@@ -167,14 +167,7 @@ def sample_actions(
     step_ids, step_positions = input_ids, position_ids
     for index in range(max_new_tokens):
         with autocast_forward(device, autocast):
-            output = model(
-                input_ids=step_ids,
-                attention_mask=attention_mask,
-                position_ids=step_positions,
-                past_key_values=past,
-                use_cache=True,
-            )
-        past = output.past_key_values
+            output, past = forward_with_cache(model, past, input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions)
         logits = output.logits[:, -1].float()
         if index == 0 and len(prompts) < batch:
             logits, attention_mask, step_positions = logits[rows], attention_mask[rows], step_positions[rows]
@@ -265,6 +258,7 @@ def collect_rollouts(
     if len(seeds) != num_envs:
         raise ValueError(f"collect_rollouts: got {len(seeds)} seeds for {num_envs} envs; pass one seed per sub-env")
     observations, infos = envs.reset(seed=list(seeds))
+    env_infos = {i: _sub_info(infos, i) for i in range(num_envs)}  # each sub-env's info, split once per step
     histories: list[list[tuple[str, str]]] = [[] for _ in range(num_envs)]
     running = np.ones(num_envs, dtype=bool)
     returns = np.zeros(num_envs)
@@ -276,15 +270,15 @@ def collect_rollouts(
         active = np.flatnonzero(running)
         if active.size == 0:
             break
-        env_infos = {i: _sub_info(infos, i) for i in active}
         prompts = [actor.build_context(observations[i], env_infos[i], histories[i]) for i in active]
         contexts, action_ids, action_logprobs, texts = actor.act(prompts)
         actions = [""] * num_envs
         for j, i in enumerate(active):
             actions[i] = texts[j]
         next_observations, rewards, terminated, truncated, next_infos = envs.step(actions)
+        next_env_infos = {}
         for j, i in enumerate(active):
-            info = _sub_info(next_infos, i)
+            info = next_env_infos[i] = _sub_info(next_infos, i)
             valid = bool(info.get("action_is_valid", True))
             turns.append(
                 Turn(
@@ -307,7 +301,7 @@ def collect_rollouts(
             success[i] = bool(info.get("success", False))
             if terminated[i] or truncated[i]:
                 running[i] = False
-        observations, infos = next_observations, next_infos
+        observations, env_infos = next_observations, next_env_infos
     return Rollouts(
         turns=turns,
         group=np.arange(num_envs) // group_size,

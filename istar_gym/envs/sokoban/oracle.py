@@ -32,7 +32,7 @@ class SokobanOracle:
 
     def __init__(self, max_states: int = 200_000):
         self.max_states = max_states
-        self._tables: dict[tuple, dict[_State, int]] = {}
+        self._tables: dict[tuple, dict[_State, float]] = {}
         self._boards: dict[str, set[str]] = {}
 
     def distance(self, level: Level) -> float:
@@ -43,8 +43,8 @@ class SokobanOracle:
     def optimal_actions(self, level: Level) -> set[str]:
         """The actions that start a shortest solution; empty when the level is solved or dead."""
         table = self._table(level)
-        here = table.get((level.player, level.boxes))
-        if here is None or here == 0:
+        here = table[(level.player, level.boxes)]
+        if here == 0 or here == np.inf:
             return set()
         state = (level.player, level.boxes)
         return {action for action in DIRECTIONS if table.get(_successor(level, state, action), -1) == here - 1}
@@ -58,14 +58,18 @@ class SokobanOracle:
             self._boards[board_text] = self.optimal_actions(parse_level(board_text, source="board_text"))
         return self._boards[board_text]
 
-    def _table(self, level: Level) -> dict[_State, int]:
+    def _table(self, level: Level) -> dict[_State, float]:
+        """The puzzle's distances, holding at least ``level``'s position and all it can reach. Tasks
+        that share walls and targets but start elsewhere add their searches to one table: a
+        position's distance does not depend on where the search that found it began."""
         puzzle = (level.height, level.width, level.walls, level.targets)
         table = self._tables.get(puzzle)
-        if table is None or (level.player, level.boxes) not in table:
+        if table is None:
             if len(self._tables) >= _CACHE_LIMIT // 50:
                 self._tables.clear()
-            table = _distance_table(level, self.max_states)
-            self._tables[puzzle] = table
+            table = self._tables[puzzle] = {}
+        if (level.player, level.boxes) not in table:
+            table.update(_distance_table(level, self.max_states))
         return table
 
 
@@ -87,9 +91,10 @@ def _successor(level: Level, state: _State, action: str) -> _State:
     return target, boxes
 
 
-def _distance_table(level: Level, max_states: int) -> dict[_State, int]:
-    """Distance to a solved position for every position reachable from ``level``: a forward search
-    collects the positions and their edges, a backward search from the solved ones assigns distances."""
+def _distance_table(level: Level, max_states: int) -> dict[_State, float]:
+    """Distance to a solved position for every position reachable from ``level`` (``inf`` for a
+    dead one): a forward search collects the positions and their edges, a backward search from the
+    solved ones assigns distances."""
     start = (level.player, level.boxes)
     predecessors: dict[_State, list[_State]] = defaultdict(list)
     seen = {start}
@@ -113,12 +118,13 @@ def _distance_table(level: Level, max_states: int) -> dict[_State, int]:
                     )
                 seen.add(nxt)
                 queue.append(nxt)
-    distance = {state: 0 for state in solved}
+    distance: dict[_State, float] = dict.fromkeys(seen, np.inf)
+    distance.update(dict.fromkeys(solved, 0))
     queue = deque(solved)
     while queue:
         state = queue.popleft()
         for previous in predecessors[state]:
-            if previous not in distance:
+            if distance[previous] == np.inf:
                 distance[previous] = distance[state] + 1
                 queue.append(previous)
     return distance
