@@ -7,6 +7,7 @@ import torch
 
 from istar_gym.llm.hf import tokenize_context_completion
 from istar_gym.prm import ImplicitPRM, Turn, action_logprobs, truncate_turn
+from istar_gym.prm.scoring import forward_with_cache
 from istar_gym.prompts import build_messages
 from istar_gym.wrappers import conversation_context
 
@@ -236,3 +237,16 @@ def test_identical_turns_are_scored_once_with_the_gradient_of_every_copy(tiny):
     for a, p in zip(grad_shared, model.parameters()):
         torch.testing.assert_close(a, p.grad, atol=1e-4, rtol=1e-3)  # float noise of batch composition
     model.zero_grad()
+
+
+def test_forward_with_cache_continues_a_sequence_as_one_forward_would(tiny):
+    # The prefix's cache plus the rest gives the logits of the whole sequence in one pass, whichever
+    # name (cache or past_key_values) this transformers version gives the KV cache.
+    model, _ = tiny
+    ids = torch.randint(10, 1000, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = model(input_ids=ids).logits
+        first, cache = forward_with_cache(model, None, input_ids=ids[:, :6])
+        rest, cache = forward_with_cache(model, cache, input_ids=ids[:, 6:], position_ids=torch.arange(6, 9).expand(2, 3))
+    assert cache.get_seq_length() == 9
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), whole, atol=1e-4, rtol=1e-4)
