@@ -143,12 +143,17 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
         "headline": headline,
         "table": table,
         "plots": [_plot(runs, out / "learning_sokoban_curves.png", random_success)],
+        "curves": {
+            name: [dict(zip(("seconds", "env_steps", "success"), map(np.ndarray.tolist, _curve(records)))) for records in seed_runs]
+            for name, seed_runs in runs.items()
+        },
         "notes": (
             f"{seconds} s of training per run (evaluations excluded); {len(seeds)} seed(s)"
             + (", 1 for rloo v0.1; " if with_v01 else "; rloo v0.1 (the trainer before the learning fix) runs in --full only; ")
             + f"{eval_levels} held-out test-split levels needing >= 3 moves, sampled at temperature 1; "
-            f"random play {random_success:.3f}. success_at_Ts: the last evaluation at or before T training "
-            "seconds. "
+            f"random play {random_success:.3f}. success_at_Ts: each seed's curve at T training seconds, linear "
+            "between the evaluations around T (learners evaluate at different times; the last evaluation "
+            "before T would date one learner's value back further than another's). curves: every evaluation. "
             + (
                 "One torch thread per run, one run per core."
                 if cores_per_run == 1
@@ -197,8 +202,8 @@ def _summarise(name: str, seed_runs: list[list[dict]], checkpoints: list[int]) -
         columns["best"].append(success.max())
         columns["gain"].append(success[-1] - success[0])
         columns["env_steps"].append(steps[-1])
-        for t in checkpoints:
-            columns[f"success_at_{t}s"].append(success[seconds <= t + 1e-9][-1])
+        for t in checkpoints:  # the curve at t, between the evaluations around it (the last one past its end)
+            columns[f"success_at_{t}s"].append(float(np.interp(t, seconds, success)))
     row: dict = {"learner": name, "seeds": len(seed_runs)}
     for key, values in columns.items():
         row[f"{key}_mean"] = round(float(np.mean(values)), 4)

@@ -161,6 +161,21 @@ def test_learning_sokoban_refuses_more_cores_per_run_than_the_machine_has(cores)
         learning_sokoban.run(quick=True, learners=["rloo", "sb3 ppo"], cores_per_run=cores)
 
 
+def test_learning_sokoban_reads_each_curve_at_the_checkpoint_itself():
+    # One learner evaluated at 0, 50 and 100 s, the other at 0, 40 and 70 s: at 60 s each is read
+    # between its evaluations around 60 s, not at its last one before (50 s against 40 s), and a
+    # checkpoint past a curve's end takes its last evaluation.
+    from benchmarks import learning_sokoban
+
+    def run(*points):
+        return [{"train_seconds_total": t, "env_steps_total": 10 * t, "eval_success": v} for t, v in points]
+
+    every_50 = learning_sokoban._summarise("a", [run((0, 0.0), (50, 0.5), (100, 0.6))], [60, 120])
+    every_30 = learning_sokoban._summarise("b", [run((0, 0.0), (40, 0.2), (70, 0.8))], [60, 120])
+    assert math.isclose(every_50["success_at_60s_mean"], 0.52) and math.isclose(every_50["success_at_120s_mean"], 0.6)
+    assert math.isclose(every_30["success_at_60s_mean"], 0.6) and math.isclose(every_30["success_at_120s_mean"], 0.8)
+
+
 def test_repro_webshop_refuses_an_unknown_variant():
     from benchmarks import repro_webshop
 
