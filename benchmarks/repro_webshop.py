@@ -25,16 +25,19 @@ Alone, with every row and 3 seeds at a smaller budget than --full's, or some row
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from agents.evaluate import evaluate
 from benchmarks._training import plot_mean_curves, run_alone, series, train_many
+from istar_gym.prompts import observation_text
 from istar_gym.rl.config import PRESETS, TrainConfig
-from istar_gym.rl.tiny_webshop import ENV_ID, prepare_tiny_webshop_policy
+from istar_gym.rl.tiny_webshop import ENV_ID, RESULT_SLOTS, _demonstration, _shown_targets, compact_instruction, prepare_tiny_webshop_policy
 
 # Stands for a longer SFT of the same warm start in a setting (`LONGER_SFT_STEPS` clean steps instead
 # of the preset's 600: held-out success 0.255 / score 0.574 against 0.175 / 0.529); `run` puts in its
@@ -62,9 +65,23 @@ ENV_KWARGS = {"split": "train"}
 _CURVES = (("eval_success", "held-out success"), ("eval_episode_return", "held-out score"))
 
 
-def run(quick: bool = False, full: bool = False, budget: int | None = None, variants: list[str] | None = None) -> dict:
+def run(
+    quick: bool = False,
+    full: bool = False,
+    budget: int | None = None,
+    variants: list[str] | None = None,
+    seconds: float | None = None,
+    cores_per_run: int = 1,
+    lr_schedule: str | None = None,
+    eval_every: int | None = None,
+) -> dict:
     """``budget`` replaces the mode's env steps per run (e.g. --full's rows and seeds at a smaller
-    budget); ``variants`` the mode's rows (names of `VARIANTS`)."""
+    budget); ``variants`` the mode's rows (names of `VARIANTS`). ``seconds`` gives each run that
+    many training seconds instead of an env-step budget, ``cores_per_run`` > 1 runs each in that
+    many processes of the preset's groups each, one run at a time (as `benchmarks.learning_sokoban`
+    does), ``lr_schedule`` replaces the preset's, and ``eval_every`` the iterations between evaluations."""
+    if not 1 <= cores_per_run <= (os.cpu_count() or 1):
+        raise ValueError(f"cores_per_run={cores_per_run}: use 1 to {os.cpu_count()} (this machine's cores)")
     seeds = [0] if quick else ([0, 1, 2] if full else [0, 1])
     names = variants or (list(VARIANTS) if full else ["rloo", "rloo+istar"] if quick else DEFAULT_ROWS)
     unknown = [name for name in names if name not in VARIANTS]
@@ -84,6 +101,7 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
     baselines = {
         agent: evaluate(ENV_ID, agent, episodes=eval_episodes, seed=0, num_envs=16, env_kwargs=held_out, progress=False) for agent in ("random", "rule")
     }
+    baselines.update(context_bars(eval_episodes, held_out))
     configs = [
         TrainConfig(
             **{
@@ -92,11 +110,15 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
                 "out": str(work / f"{name}-{seed}"),
                 "seed": seed,
                 "env_kwargs": ENV_KWARGS,
-                "env_step_budget": budget,
+                "env_step_budget": 0 if seconds else budget,
+                "time_budget_s": seconds or 0.0,
                 **{key: placeholders.get(value, value) if isinstance(value, str) else value for key, value in VARIANTS[name].items()},
-                "iterations": 10_000,
+                **({"lr_schedule": lr_schedule} if lr_schedule else {}),
+                "processes": cores_per_run,
+                "groups": PRESETS["tiny_webshop"]["groups"] * cores_per_run,
+                "iterations": 100_000,
                 "eval_episodes": eval_episodes,
-                "eval_every": 2 if quick else 20,
+                "eval_every": eval_every or (2 if quick else 20),
                 "progress": False,
                 "tensorboard": False,
             }
@@ -104,7 +126,7 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
         for name in names
         for seed in seeds
     ]
-    records = iter(train_many(configs))
+    records = iter(train_many(configs, workers=None if cores_per_run == 1 else 1))  # a run of several cores has the machine to itself
     runs = {name: [next(records) for _ in seeds] for name in names}
     starts = [records[0] for seed_runs in runs.values() for records in seed_runs]
     metrics = {
@@ -112,10 +134,12 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
         "random_score": baselines["random"]["score"],
         "rule_success": baselines["rule"]["success_rate"],
         "rule_score": baselines["rule"]["score"],
+        **{f"{player}_{key}": baselines[player][key] for player in ("demonstrator", "best_shown") for key in ("success", "score")},
         "sft_success": float(np.mean([r["eval_success"] for r in starts])),
         "sft_score": float(np.mean([r["eval_episode_return"] for r in starts])),
     }
     table = [_summarise(name, seed_runs) for name, seed_runs in runs.items()]
+    curves = {name: [_curve(records) for records in seed_runs] for name, seed_runs in runs.items()}
     for row in table:
         for key in ("final_success_mean", "best_success_mean", "final_score_mean", "best_score_mean", "auc_success_mean"):
             metrics[f"{row['variant']}_{key}"] = row[key]
@@ -123,13 +147,20 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
         "title": "WebShop at CPU scale: RLOO with and without iStar, GiGPO, PRIME, PPO (tiny policy)",
         "metrics": metrics,
         "table": table,
+        "curves": curves,
         "plots": [_plot(runs, out, metrics)],
         "notes": (
-            f"tiny WebShop preset, 1000-product catalogue, train-split goals; {len(seeds)} seed(s), {budget} "
-            f"training env steps per run, {eval_episodes} held-out test goals (policy: 10 turns, temperature 1; "
+            f"tiny WebShop preset, 1000-product catalogue, train-split goals; {len(seeds)} seed(s), "
+            + (f"{seconds:.0f} training seconds per run" if seconds else f"{budget} training env steps per run")
+            + (f" in {cores_per_run} processes of the preset's groups each, one run at a time" if cores_per_run > 1 else "")
+            + (f", learning rate schedule {lr_schedule}" if lr_schedule else "")
+            + f", {eval_episodes} held-out test goals (policy: 10 turns, temperature 1; "
             f"the scripted baselines too, the env's limit). Random: success "
             f"{metrics['random_success']:.3f}, score {metrics['random_score']:.3f}; rule: "
-            f"{metrics['rule_success']:.3f}, {metrics['rule_score']:.3f}; SFT start: "
+            f"{metrics['rule_success']:.3f}, {metrics['rule_score']:.3f}; the warm start's demonstrator (it knows the goal's "
+            f"options, sees what the tiny context shows and buys the first result): {metrics['demonstrator_success']:.3f}, "
+            f"{metrics['demonstrator_score']:.3f}; the same buying the best of the {RESULT_SLOTS} results the context shows: "
+            f"{metrics['best_shown_success']:.3f}, {metrics['best_shown_score']:.3f}; SFT start: "
             f"{metrics['sft_success']:.3f}, {metrics['sft_score']:.3f}."
             + (
                 f" Default mode: {', '.join(names)}; --full adds {', '.join(name for name in VARIANTS if name not in names)}, 3 seeds and {FULL_BUDGET} env steps."
@@ -138,6 +169,54 @@ def run(quick: bool = False, full: bool = False, budget: int | None = None, vari
             )
         ),
     }
+
+
+def context_bars(episodes: int, env_kwargs: dict) -> dict[str, dict[str, float]]:
+    """Success and score of two scripted players on ``episodes`` goals (reset seeds 0, 1, ...) that
+    know the goal's options but see only what the tiny policy's context shows: the demonstrator its
+    warm start imitates (it buys the first shown result), and the same buying the best of the shown
+    results (each played to the end on a copy of the env). The first is what imitation alone can
+    reach, the second what choosing among the shown results can add."""
+    outcomes: dict[str, list[tuple[float, bool]]] = {"demonstrator": [], "best_shown": []}
+    env = gym.make(ENV_ID, **env_kwargs)
+    for seed in range(episodes):
+        observation, info = env.reset(seed=seed)
+        search = f"search[{' '.join(compact_instruction(info['instruction']))}]"
+        history = [(observation_text(observation), search)]
+        observation, _, _, _, info = env.step(search)
+        shown = _shown_targets(observation, info, history)
+        endings = [_buy(copy.deepcopy(env), observation, f"click[{result}]", history) for result in shown] or [(0.0, False)]
+        outcomes["demonstrator"].append(endings[0])
+        outcomes["best_shown"].append(max(endings, key=lambda ending: (ending[1], ending[0])))
+    env.close()
+    return {
+        player: {"success": float(np.mean([won for _, won in ends])), "score": float(np.mean([score for score, _ in ends]))}
+        for player, ends in outcomes.items()
+    }
+
+
+def _buy(env: gym.Env, observation: str, click: str, history: list[tuple[str, str]], max_turns: int = 8) -> tuple[float, bool]:
+    """Open a result with ``click``, then play the demonstrator (the goal's options, then buy): (score, success)."""
+    action, history = click, list(history)
+    for _ in range(max_turns):
+        history.append((observation_text(observation), action))
+        observation, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            return float(reward), bool(info.get("success", False))
+        name, units = _demonstration(env.unwrapped, observation, info, history, np.random.default_rng(0), noise=0.0)
+        action = f"{name}[{' '.join(units)}]"
+    return 0.0, False
+
+
+def _curve(records: list[dict]) -> list[list[float]]:
+    """A run's evaluations as [env steps, training seconds, success, score], each at the training
+    done when it ran."""
+    points, env_steps, seconds = [], 0.0, 0.0
+    for record in records:
+        env_steps, seconds = record.get("env_steps_total", env_steps), record.get("train_seconds_total", seconds)
+        if "eval_success" in record:
+            points.append([env_steps, round(seconds, 1), record["eval_success"], round(record["eval_episode_return"], 4)])
+    return points
 
 
 def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:
@@ -190,4 +269,15 @@ def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-    run_alone("repro_webshop", run, {"budget": int, "variants": lambda text: [name.strip() for name in text.split(",")]})
+    run_alone(
+        "repro_webshop",
+        run,
+        {
+            "budget": int,
+            "variants": lambda text: [name.strip() for name in text.split(",")],
+            "seconds": float,
+            "cores_per_run": int,
+            "lr_schedule": str,
+            "eval_every": int,
+        },
+    )

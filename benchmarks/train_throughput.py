@@ -20,9 +20,20 @@ this process; the first iteration is a warm-up and is not counted. Variants:
   study's model (`reference/feasibility_cpu_rl.md`), which measured 2.5-3.2 s per RLOO iteration
   and 5.6-6.3 s per iStar iteration of 64 episodes with its own code (quoted, not rerun).
 
-Sizes (`_ITERATIONS`): ``quick`` the tiny variants, 3 iterations; default 11 (tiny: ten timed, so
-one slow iteration cannot move the median) and 3 (study-size); ``full`` adds SmolLM2-135M itself
-(the default model; on the GPU when there is one) and runs 11 iterations of each.
+Those rows are medians of iterations from the warm start. A run's throughput changes as the policy
+learns (episodes get shorter and the copies of a task repeat each other's moves, which the trainer
+computes once), so the **whole-run** rows measure it as a training run sees it: the run's env steps
+over its seconds of iterations, evaluations excluded (how the 720 env steps/s of the trainer before
+the fix were counted: 244k env steps in 338 s of 300 iterations). Each trainer gets the two cores
+the best way it can use them: the tiny preset in one process and in two (``processes=2,
+groups=64``), the trainer before the fix on one torch thread (its preset) and on two (it has no
+process launcher for a 0.1M model's few groups). Every whole run starts from its own warm start.
+
+Sizes (`_ITERATIONS`, `_WHOLE_RUNS`): ``quick`` the tiny variants, 3 iterations, no whole runs;
+default 11 (tiny: ten timed, so one slow iteration cannot move the median) and 3 (study-size), and
+whole runs of 90 s (the trainer before the fix: 110 iterations, about as long); ``full`` adds
+SmolLM2-135M itself (the default model; on the GPU when there is one), runs 11 iterations of each
+and whole runs of 300 s (360 iterations).
 """
 
 from __future__ import annotations
@@ -66,6 +77,10 @@ _VARIANTS = {
     "study-size": [("rloo", False, {}), ("rloo+istar", True, {})],
     _DEFAULT_MODEL: [("rloo", False, {}), ("rloo+istar", True, {})],
 }
+# Whole runs per mode: training seconds of the tiny preset, iterations of the trainer before the fix
+# (about 0.8 s each here, so about as long).
+_WHOLE_RUNS = {"quick": None, "default": (90.0, 110), "full": (300.0, 360)}
+_WHOLE_RUN_VARIANTS = [("rloo", {}), ("rloo, 2 processes", {"processes": 2, "groups": 2 * PRESETS["tiny"]["groups"]})]
 _STUDY_SECONDS = {False: 2.85, True: 5.95}  # midpoints of the study's measured ranges (64 episodes)
 # Table columns: the median of each logged timing
 _COLUMNS = {
@@ -79,17 +94,19 @@ _COLUMNS = {
 # The trainer as it stood before the learning fix: its own code, preset and warm start, taken from
 # this repository's history and run in a subprocess (default and full mode, where .git is present).
 V01_COMMIT = "3c9a744615b2195c03a1a9d76c076f074b15338a"
+V01_VARIANT = "rloo, code before the learning fix"
 _V01_SCRIPT = """
 import json, sys, agents.config as C, agents.train as T, istar_gym
 assert istar_gym.__file__.startswith(sys.argv[1]), istar_gym.__file__
-settings = {"out": sys.argv[2], "iterations": int(sys.argv[3]), "eval_episodes": 0, "progress": False, "tensorboard": False}
+settings = {"out": sys.argv[2], "iterations": int(sys.argv[3]), "torch_threads": int(sys.argv[4]), "eval_episodes": 0, "progress": False, "tensorboard": False}
 config = C.TrainConfig(**{**C.PRESETS["tiny"], **settings})
 print(json.dumps({"episodes": config.groups * config.group_size, "records": T.train(config)}))
 """
 
 
 def run(quick: bool = False, full: bool = False) -> dict:
-    iterations = _ITERATIONS["quick" if quick else "full" if full else "default"]
+    mode = "quick" if quick else "full" if full else "default"
+    iterations, whole_runs = _ITERATIONS[mode], _WHOLE_RUNS[mode]
     models = list(iterations)
     work = Path(tempfile.mkdtemp(prefix="train-throughput-"))
     rows = []
@@ -101,28 +118,25 @@ def run(quick: bool = False, full: bool = False) -> dict:
         else:
             policy, device = prepare_tiny_policy(work / model, seed=0, spec=_STUDY_SIZE, episodes=100, clean_steps=100), "cpu"
         for variant, istar, settings in _VARIANTS[model]:
-            config = TrainConfig(
-                **{
-                    **PRESETS["tiny"],
-                    "model": str(policy),
-                    "out": str(work / f"{model}-{variant}"),
-                    "istar": istar,
-                    "iterations": iterations[model],
-                    "eval_episodes": 0,
-                    "progress": False,
-                    "tensorboard": False,
-                    "device": device,
-                    **settings,
-                }
-            )
+            config = _config(policy, work / f"{model}-{variant}", device, istar, iterations[model], settings)
             rows.append(_row(model, variant, config.groups * config.group_size, train(config)))
-    v01_code = None if quick else _v01_code_row(work / "v01-code", iterations["tiny"])
+        if model == "tiny" and whole_runs:
+            for variant, settings in _WHOLE_RUN_VARIANTS:
+                config = _config(policy, work / f"run-{variant}", device, False, 1_000_000, {"time_budget_s": whole_runs[0], **settings})
+                rows.append(_whole_run_row(model, f"{variant}, whole run", config.groups * config.group_size, train(config)))
+    # The trainer before the fix: one run on one thread gives its median row (and whole-run row), one on two threads its whole-run row.
+    v01_runs = {} if quick else {threads: _v01_code_run(work / f"v01-code-{threads}", whole_runs[1], threads) for threads in (1, 2)}
+    v01_code = _row("tiny", V01_VARIANT, *v01_runs[1]) if v01_runs.get(1) else None
     rows += [v01_code] if v01_code else []
+    for threads, v01_run in v01_runs.items():
+        if v01_run:
+            rows.append(_whole_run_row("tiny", f"{V01_VARIANT}{', 2 threads' if threads == 2 else ''}, whole run", *v01_run))
     metrics = {}
     for row in rows:
         prefix = f"{row['model']}_{row['variant']}".replace("+", "_").replace("-", "_").replace(", ", "_").replace(" ", "_").replace(".", "")
         for key in ("s_per_iteration", "env_steps_per_s", "tokens_per_s"):
-            metrics[f"{prefix}_{key}"] = row[key]
+            if key in row:
+                metrics[f"{prefix}_{key}"] = row[key]
     row_of = {(row["model"], row["variant"]): row for row in rows}
     for model in models:
         plain, istar = row_of[(model, "rloo")], row_of[(model, "rloo+istar")]
@@ -146,6 +160,23 @@ def run(quick: bool = False, full: bool = False) -> dict:
                     "ours": row_of[("tiny", variant)]["env_steps_per_s"],
                     "baseline": "the trainer before the learning fix (its code and preset, 1 core)",
                     "baseline_value": v01_code["env_steps_per_s"],
+                    "ratio": metrics[key],
+                }
+            )
+    whole = {variant: row_of.get(("tiny", f"{variant}, whole run")) for variant in ("rloo", "rloo, 2 processes", V01_VARIANT, f"{V01_VARIANT}, 2 threads")}
+    for ours, baseline, key, cores in (
+        ("rloo", V01_VARIANT, "tiny_whole_run_speedup_vs_v01_code", "1 core each"),
+        ("rloo, 2 processes", f"{V01_VARIANT}, 2 threads", "tiny_2_processes_whole_run_speedup_vs_v01_code_2_threads", "2 cores each"),
+        ("rloo, 2 processes", V01_VARIANT, "tiny_2_processes_whole_run_speedup_vs_v01_code", "2 processes against its 1-thread preset"),
+    ):
+        if whole[ours] and whole[baseline]:
+            metrics[key] = whole[ours]["env_steps_per_s"] / whole[baseline]["env_steps_per_s"]
+            headline.append(
+                {
+                    "measure": f"RLOO training throughput over a whole run from the warm start, env steps/s ({cores})",
+                    "ours": whole[ours]["env_steps_per_s"],
+                    "baseline": f"the trainer before the learning fix ({baseline.removeprefix(V01_VARIANT).strip(', ') or '1 thread'})",
+                    "baseline_value": whole[baseline]["env_steps_per_s"],
                     "ratio": metrics[key],
                 }
             )
@@ -192,7 +223,13 @@ def run(quick: bool = False, full: bool = False) -> dict:
         "notes": (
             "All variants start from the tiny preset's warm start (the study-size model from a 100-step one). "
             f"Median over {', '.join(f'{n - 1} ({model})' for model, n in iterations.items())} iterations "
-            f"after one warm-up; one torch thread per process, one process unless the variant says 2 threads or 2 processes (the preset's 32 groups in each); {os.cpu_count()} CPU cores "
+            "after one warm-up, except the whole runs: a run's env steps over its seconds of iterations "
+            + (
+                f"({whole_runs[0]:.0f} s of training for this trainer, {whole_runs[1]} iterations of the one before the fix, whose median row comes from its 1-thread run)"
+                if whole_runs
+                else "(not in quick mode)"
+            )
+            + f"; one torch thread per process, one process unless the variant says 2 threads or 2 processes (the preset's 32 groups in each); {os.cpu_count()} CPU cores "
             "visible, shared with whatever else runs. tokens/s counts context + action tokens of all turn rows "
             "per second of iteration. The feasibility study reported "
             f"{_STUDY_SECONDS[False]} s per RLOO and {_STUDY_SECONDS[True]} s per iStar iteration of 64 episodes "
@@ -200,7 +237,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
             f"{TrainConfig(**PRESETS['tiny']).resolved_precision()} ('rloo, fp32' forces float32; 'rloo v0.1' is float32 too). "
             + (
                 f"'rloo, code before the learning fix': the trainer, preset and warm start of commit {V01_COMMIT[:7]}, run from "
-                "this repository's history in a subprocess, 1 thread."
+                "this repository's history in a subprocess, 1 thread unless it says 2."
                 if v01_code
                 else "The trainer before the learning fix runs in default and full mode where the git history is present."
             )
@@ -209,9 +246,10 @@ def run(quick: bool = False, full: bool = False) -> dict:
     }
 
 
-def _v01_code_row(work: Path, iterations: int) -> dict | None:
-    """`V01_COMMIT`'s trainer with its tiny preset (which builds its own warm start), timed as the
-    other rows are; ``None`` where the repository's history is not at hand (an installed copy)."""
+def _v01_code_run(work: Path, iterations: int, threads: int = 1) -> tuple[int, list[dict]] | None:
+    """`V01_COMMIT`'s trainer with its tiny preset (which builds its own warm start) on ``threads``
+    torch threads: its episodes per iteration and its per-iteration records, timed as the other rows
+    are; ``None`` where the repository's history is not at hand (an installed copy)."""
     root = Path(__file__).resolve().parents[1]
     if shutil.which("git") is None:
         return None
@@ -223,7 +261,7 @@ def _v01_code_row(work: Path, iterations: int) -> dict | None:
         tar.extractall(work / "code", filter="data")
     code = str(work / "code")
     done = subprocess.run(
-        [sys.executable, "-c", _V01_SCRIPT, code, str(work / "run"), str(iterations)],
+        [sys.executable, "-c", _V01_SCRIPT, code, str(work / "run"), str(iterations), str(threads)],
         check=False,
         cwd=code,
         env={**os.environ, "PYTHONPATH": code},
@@ -233,7 +271,39 @@ def _v01_code_row(work: Path, iterations: int) -> dict | None:
     if done.returncode != 0:
         raise RuntimeError(f"the trainer of {V01_COMMIT[:7]} failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return _row("tiny", "rloo, code before the learning fix", result["episodes"], result["records"])
+    return result["episodes"], result["records"]
+
+
+def _config(policy: str | Path, out: Path, device: str, istar: bool, iterations: int, settings: dict) -> TrainConfig:
+    """The tiny preset on ``policy``, without evaluations, changed by ``settings``."""
+    return TrainConfig(
+        **{
+            **PRESETS["tiny"],
+            "model": str(policy),
+            "out": str(out),
+            "istar": istar,
+            "iterations": iterations,
+            "eval_episodes": 0,
+            "progress": False,
+            "tensorboard": False,
+            "device": device,
+            **settings,
+        }
+    )
+
+
+def _whole_run_row(model: str, variant: str, episodes: int, records: list[dict]) -> dict:
+    """A whole run's env steps over its seconds of iterations, every iteration counted."""
+    seconds = sum(record["time_iteration"] for record in records)
+    env_steps = sum(record["env_steps"] for record in records)
+    return {
+        "model": model,
+        "variant": variant,
+        "episodes_per_iteration": episodes,
+        "measured": f"whole run: {len(records)} iterations, {seconds:.0f} s",
+        "env_steps": env_steps,
+        "env_steps_per_s": env_steps / seconds,
+    }
 
 
 def _row(model: str, variant: str, episodes: int, records: list[dict]) -> dict:
@@ -243,6 +313,7 @@ def _row(model: str, variant: str, episodes: int, records: list[dict]) -> dict:
         "model": model,
         "variant": variant,
         "episodes_per_iteration": episodes,
+        "measured": f"median of {len(timed)} iterations",
         **{name: _median(timed, key) for name, key in _COLUMNS.items()},
     }
 

@@ -198,14 +198,20 @@ def test_a_module_run_alone_takes_its_options_and_writes_its_result(tmp_path, mo
 
 
 def test_the_trainer_before_the_learning_fix_runs_from_the_history_beside_todays(tmp_path):
-    """train_throughput's baseline row: the old commit's own code, preset and warm start, measured here."""
+    """train_throughput's baseline: the old commit's own code, preset and warm start, measured here,
+    as a median of its iterations and as a whole run (env steps over seconds of iterations)."""
     from benchmarks import train_throughput
 
-    row = train_throughput._v01_code_row(tmp_path, iterations=2)
-    if row is None:
+    run = train_throughput._v01_code_run(tmp_path, iterations=3, threads=2)
+    if run is None:
         pytest.skip(f"this checkout lacks the git history holding {train_throughput.V01_COMMIT[:7]} (a shallow clone or an installed copy)")
-    assert row["variant"] == "rloo, code before the learning fix" and row["episodes_per_iteration"] == 64
-    assert row["env_steps_per_s"] > 0 and row["s_per_iteration"] > 0
+    episodes, records = run
+    assert episodes == 64 and len(records) == 3
+    median = train_throughput._row("tiny", train_throughput.V01_VARIANT, episodes, records)
+    assert median["measured"] == "median of 2 iterations" and median["env_steps_per_s"] > 0 and median["s_per_iteration"] > 0
+    whole = train_throughput._whole_run_row("tiny", "whole", episodes, records)
+    assert whole["env_steps"] == sum(record["env_steps"] for record in records) == records[-1]["env_steps_total"]
+    assert whole["env_steps_per_s"] == pytest.approx(whole["env_steps"] / sum(record["time_iteration"] for record in records))
     assert (tmp_path / "code" / "agents" / "train.py").exists() and (tmp_path / "run" / "metrics.jsonl").exists()
 
 

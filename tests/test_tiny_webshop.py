@@ -177,7 +177,47 @@ def test_webshop_benchmark_quick_run_returns_finite_metrics(tmp_path, monkeypatc
     from benchmarks import repro_webshop
 
     monkeypatch.setenv("ISTAR_BENCH_OUT", str(tmp_path))
-    result = repro_webshop.run(quick=True)
+    result = repro_webshop.run(quick=True, seconds=4.0, lr_schedule="linear")
     assert result["metrics"] and all(math.isfinite(value) for value in result["metrics"].values())
     assert {row["variant"] for row in result["table"]} == {"rloo", "rloo+istar"}
     assert all(path.endswith(".png") for path in result["plots"])
+    assert result["metrics"]["demonstrator_success"] <= result["metrics"]["best_shown_success"]
+    assert "4 training seconds per run" in result["notes"] and "schedule linear" in result["notes"]
+    for curve in (curve for seed_curves in result["curves"].values() for curve in seed_curves):
+        steps, seconds = [point[0] for point in curve], [point[1] for point in curve]
+        assert steps[0] == 0 and steps == sorted(steps) and seconds == sorted(seconds) and len(curve) >= 2
+        assert 4.0 <= seconds[-1] < 4.0 + 30  # stopped by the time budget: its last iteration ends past it
+
+
+def test_webshop_benchmark_refuses_more_cores_per_run_than_the_machine_has():
+    from benchmarks import repro_webshop
+
+    with pytest.raises(ValueError, match="cores_per_run"):
+        repro_webshop.run(quick=True, cores_per_run=10_000)
+
+
+def test_context_bars_replay_the_demonstrator_and_never_fall_below_it():
+    """The benchmark's bars: the first is the demonstrator played start to end on fresh envs; the best
+    of the shown results, tried on copies of the env, is at least as good on every measure."""
+    from benchmarks.repro_webshop import context_bars
+    from istar_gym.prompts import observation_text
+    from istar_gym.rl.tiny_webshop import _demonstration
+
+    bars = context_bars(24, {"split": "test"})
+    env, wins, scores = gym.make(ENV_ID, split="test"), [], []
+    for seed in range(24):
+        observation, info = env.reset(seed=seed)
+        history, score, won = [], 0.0, False
+        for _ in range(10):
+            name, units = _demonstration(env.unwrapped, observation, info, history, np.random.default_rng(0), noise=0.0)
+            action = f"{name}[{' '.join(units)}]"
+            history.append((observation_text(observation), action))
+            observation, reward, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                score, won = float(reward), bool(info.get("success", False))
+                break
+        wins.append(won)
+        scores.append(score)
+    assert bars["demonstrator"] == {"success": pytest.approx(np.mean(wins)), "score": pytest.approx(np.mean(scores))}
+    assert 0 < bars["demonstrator"]["success"] <= bars["best_shown"]["success"] < 1
+    assert bars["demonstrator"]["score"] <= bars["best_shown"]["score"]
