@@ -8,7 +8,9 @@ catalogue, trains on train-split goals and is evaluated on the same fixed held-o
 split: goals 0-499, episode seeds 0..N-1, sampled at temperature 1). Reported per variant, mean +-
 std over seeds: final and best held-out success (score 1) and score (the WebShop reward of the
 purchase, 0 without one), and the area under the success curve, next to the random-play, rule
-(search the instruction, buy the first hit) and SFT baselines on the same goals. Curves are PNG.
+(search the instruction, buy the first hit) and SFT baselines on the same goals, and two bars of
+what the tiny context allows (`context_bars`: the demonstrator the warm start imitates, and the
+same buying the best shown result). Curves are PNG.
 
 Sizes: ``quick`` (a smoke test) 1 seed of rloo and rloo+istar, 1,500 env steps, 64 goals, a cut warm
 start; default the rows of `DEFAULT_ROWS`, 2 seeds, 40,000 env steps per run (RLOO's held-out success
@@ -21,6 +23,10 @@ Alone, with every row and 3 seeds at a smaller budget than --full's, or some row
 
     python -m benchmarks.repro_webshop --full --budget 60000 --out DIR
     python -m benchmarks.repro_webshop --full --variants rloo --out DIR
+
+Sokoban's full learning setting (600 training seconds per run, two processes, the rate annealed):
+
+    python -m benchmarks.repro_webshop --full --variants rloo --seconds 600 --cores-per-run 2 --lr-schedule linear --eval-every 200 --out DIR
 """
 
 from __future__ import annotations
@@ -255,8 +261,13 @@ def _plot(runs: dict[str, list[list[dict]]], out: Path, metrics: dict) -> str:
     for axis, (key, label) in zip(axes, _CURVES):
         plot_mean_curves(axis, runs, key)
         baseline = key.replace("eval_", "").replace("episode_return", "score")
-        for agent, colour in (("random", "grey"), ("rule", "black")):
-            axis.axhline(metrics[f"{agent}_{baseline}"], color=colour, linewidth=0.8, linestyle=":", label=f"{agent} play")
+        for agent, colour, player in (
+            ("random", "grey", "random play"),
+            ("rule", "black", "rule play"),
+            ("demonstrator", "tab:green", "the warm start's demonstrator"),
+            ("best_shown", "tab:red", "the same, best shown result"),
+        ):
+            axis.axhline(metrics[f"{agent}_{baseline}"], color=colour, linewidth=0.8, linestyle=":", label=player)
         axis.set_xlabel("training env steps")
         axis.set_ylabel(label)
     axes[0].legend(fontsize=8)
