@@ -142,6 +142,17 @@ def series(records: list[dict], key: str) -> list[float]:
     return [record[key] for record in records if record.get(key) is not None]
 
 
+def eval_curve(records: list[dict], key: str = "eval_success") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's held-out evaluations of ``key`` as (training seconds, env steps, values): each at the
+    training done when it ran (0 for the evaluation before the first iteration)."""
+    evaluated = [record for record in records if record.get(key) is not None]
+    return (
+        np.array([record.get("train_seconds_total", 0.0) for record in evaluated]),
+        np.array([record.get("env_steps_total", 0.0) for record in evaluated]),
+        np.array([record[key] for record in evaluated]),
+    )
+
+
 def mean_of(records: list[dict], key: str) -> float:
     """Mean of ``key`` over the records that logged it (NaN when none did)."""
     return _mean(series(records, key))

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._sb3_ppo import train_sb3_ppo
-from benchmarks._training import V01_PRESET, run_alone, run_parallel, train_one
+from benchmarks._training import V01_PRESET, eval_curve, run_alone, run_parallel, train_one
 from benchmarks.repro_sokoban import sokoban_warm_start
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.rollout import random_play_success
@@ -144,7 +144,7 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
         "table": table,
         "plots": [_plot(runs, out / "learning_sokoban_curves.png", random_success)],
         "curves": {
-            name: [dict(zip(("seconds", "env_steps", "success"), map(np.ndarray.tolist, _curve(records)))) for records in seed_runs]
+            name: [dict(zip(("seconds", "env_steps", "success"), map(np.ndarray.tolist, eval_curve(records)))) for records in seed_runs]
             for name, seed_runs in runs.items()
         },
         "notes": (
@@ -183,20 +183,11 @@ def _rloo_config(policy: Path, out: Path, seed: int, *, seconds: float, eval_lev
     )
 
 
-def _curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    evaluated = [r for r in records if r.get("eval_success") is not None]
-    return (
-        np.array([r.get("train_seconds_total", 0.0) for r in evaluated]),
-        np.array([r.get("env_steps_total", 0.0) for r in evaluated]),
-        np.array([r["eval_success"] for r in evaluated]),
-    )
-
-
 def _summarise(name: str, seed_runs: list[list[dict]], checkpoints: list[int]) -> dict:
     columns: dict[str, list[float]] = {"start": [], "final": [], "best": [], "gain": [], "env_steps": []}
     columns.update({f"success_at_{t}s": [] for t in checkpoints})
     for records in seed_runs:
-        seconds, steps, success = _curve(records)
+        seconds, steps, success = eval_curve(records)
         columns["start"].append(success[0])
         columns["final"].append(success[-1])
         columns["best"].append(success.max())
@@ -221,7 +212,7 @@ def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) 
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for name, seed_runs in runs.items():
-        curves = [_curve(records) for records in seed_runs]
+        curves = [eval_curve(records) for records in seed_runs]
         for axis, column, label in ((axes[0], 1, "training env steps"), (axes[1], 0, "training seconds")):
             end = min(curve[column][-1] for curve in curves)
             grid = np.linspace(0, end, 50)

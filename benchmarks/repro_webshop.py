@@ -40,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.evaluate import evaluate
-from benchmarks._training import plot_mean_curves, run_alone, series, train_many
+from benchmarks._training import eval_curve, plot_mean_curves, run_alone, series, train_many
 from istar_gym.prompts import observation_text
 from istar_gym.rl.config import PRESETS, TrainConfig
 from istar_gym.rl.tiny_webshop import ENV_ID, RESULT_SLOTS, _demonstration, _shown_targets, compact_instruction, prepare_tiny_webshop_policy
@@ -203,26 +203,26 @@ def context_bars(episodes: int, env_kwargs: dict) -> dict[str, dict[str, float]]
 
 def _buy(env: gym.Env, observation: str, click: str, history: list[tuple[str, str]], max_turns: int = 8) -> tuple[float, bool]:
     """Open a result with ``click``, then play the demonstrator (the goal's options, then buy): (score, success)."""
-    action, history = click, list(history)
+    action, history, rng = click, list(history), np.random.default_rng(0)  # unused: the demonstrator adds no noise here
     for _ in range(max_turns):
         history.append((observation_text(observation), action))
         observation, reward, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             return float(reward), bool(info.get("success", False))
-        name, units = _demonstration(env.unwrapped, observation, info, history, np.random.default_rng(0), noise=0.0)
+        name, units = _demonstration(env.unwrapped, observation, info, history, rng, noise=0.0)
         action = f"{name}[{' '.join(units)}]"
     return 0.0, False
 
 
-def _curve(records: list[dict]) -> list[list[float]]:
-    """A run's evaluations as [env steps, training seconds, success, score], each at the training
-    done when it ran."""
-    points, env_steps, seconds = [], 0.0, 0.0
-    for record in records:
-        env_steps, seconds = record.get("env_steps_total", env_steps), record.get("train_seconds_total", seconds)
-        if "eval_success" in record:
-            points.append([env_steps, round(seconds, 1), record["eval_success"], round(record["eval_episode_return"], 4)])
-    return points
+def _curve(records: list[dict]) -> dict[str, list[float]]:
+    """A run's evaluations: training seconds and env steps when each ran, success and score."""
+    seconds, env_steps, success = eval_curve(records)
+    return {
+        "seconds": seconds.tolist(),
+        "env_steps": env_steps.tolist(),
+        "success": success.tolist(),
+        "score": eval_curve(records, "eval_episode_return")[2].tolist(),
+    }
 
 
 def _summarise(name: str, seed_runs: list[list[dict]]) -> dict:

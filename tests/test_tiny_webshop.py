@@ -184,8 +184,9 @@ def test_webshop_benchmark_quick_run_returns_finite_metrics(tmp_path, monkeypatc
     assert result["metrics"]["demonstrator_success"] <= result["metrics"]["best_shown_success"]
     assert "4 training seconds per run" in result["notes"] and "schedule linear" in result["notes"]
     for curve in (curve for seed_curves in result["curves"].values() for curve in seed_curves):
-        steps, seconds = [point[0] for point in curve], [point[1] for point in curve]
-        assert steps[0] == 0 and steps == sorted(steps) and seconds == sorted(seconds) and len(curve) >= 2
+        steps, seconds = curve["env_steps"], curve["seconds"]
+        assert steps[0] == 0 and steps == sorted(steps) and seconds == sorted(seconds) and len(steps) >= 2
+        assert len(curve["success"]) == len(curve["score"]) == len(steps)
         assert 4.0 <= seconds[-1] < 4.0 + 30  # stopped by the time budget: its last iteration ends past it
 
 
