@@ -182,3 +182,19 @@ def test_copies_in_one_state_share_a_prompt_forward_and_still_sample_apart(tiny)
     with torch.no_grad():
         full = action_logprobs(model, turns, pad_token_id=tokenizer.pad_token_id, batch_size=64)
     torch.testing.assert_close(torch.tensor([sum(p) for p in logprobs]), full, atol=1e-4, rtol=1e-4)
+
+
+def test_an_actor_tokenises_a_short_prompt_once_and_keeps_long_ones_out(tiny):
+    from istar_gym.rl import rollout
+
+    _, tokenizer = tiny
+    known: dict[str, list[int]] = {}
+    short, other, long = "#_P_>", "#O_P>", "#" * (rollout._KNOWN_PROMPT_CHARS + 1)
+    first = rollout._encode_prompts(tokenizer, [short, long, short, other], known)
+    assert first == [tokenizer(text)["input_ids"] for text in (short, long, short, other)]
+    assert set(known) == {short, other}
+    known[short] = [99]  # a kept prompt is read back, not tokenised again
+    assert rollout._encode_prompts(tokenizer, [short, other], known) == [[99], tokenizer(other)["input_ids"]]
+    full = {f"{index}>": [index] for index in range(rollout._KNOWN_PROMPTS)}
+    rollout._encode_prompts(tokenizer, ["#>"], full)
+    assert list(full) == ["#>"]  # a full store starts over

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from istar_gym.prm.tail import tail_kwargs
+
 __all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct", "forward_with_cache"]
 
 
@@ -56,7 +58,8 @@ def action_logprobs(
     of a shared value reaches every copy). Distinct turns are sorted by length and left-padded in
     micro-batches of ``batch_size`` (explicit position ids keep every token at its unpadded
     position), and only the logits over the action span are materialised. Gradients flow when grad
-    mode is on. Non-finite results raise `FloatingPointError`.
+    mode is on. Non-finite results raise `FloatingPointError`. A model given
+    `istar_gym.prm.tail.trim_last_layer` runs its last layer over the action span alone.
     ``autocast`` (e.g. ``torch.bfloat16``) runs the forward under `torch.autocast` (mixed precision);
     the log-softmax stays in float32.
     """
@@ -121,7 +124,10 @@ class CachedScorer:
         device = _device_of(self.model)
         new = torch.tensor([ids[keep:]], device=device)
         positions = torch.arange(keep, len(ids), device=device).unsqueeze(0)
-        output, self._cache = forward_with_cache(self.model, self._cache, input_ids=new, position_ids=positions, logits_to_keep=len(action_ids) + 1)
+        read = len(action_ids) + 1
+        output, self._cache = forward_with_cache(
+            self.model, self._cache, input_ids=new, position_ids=positions, logits_to_keep=read, **tail_kwargs(self.model, read)
+        )
         logits = output.logits[0, :-1]
         targets = torch.tensor(action_ids, device=device)
         value = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).sum()
@@ -150,6 +156,7 @@ def _batch_logprobs(model, batch, pad_token_id: int, device) -> torch.Tensor:
         attention_mask=attention_mask.to(device),
         position_ids=position_ids.to(device),
         logits_to_keep=span,
+        **tail_kwargs(model, span),
     ).logits[:, :-1]
     token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
     return (token_logprobs * target_mask.to(device)).sum(-1)

@@ -28,6 +28,7 @@ from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.llm.base import LLMBackend, Prompt
 from istar_gym.llm.hf import encode_prompt
 from istar_gym.prm.scoring import autocast_forward, distinct, forward_with_cache
+from istar_gym.prm.tail import tail_kwargs
 from istar_gym.prompts import build_messages, observation_text
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "random_play_success",
     "sample_actions",
 ]
+
+_KNOWN_PROMPTS, _KNOWN_PROMPT_CHARS = 50_000, 256  # the most prompts an Actor keeps the token ids of, and their longest
 
 # (observation, info, history of (observation text, action text)) -> the prompt of this turn
 ContextBuilder = Callable[[Any, dict, Sequence[tuple[str, str]]], Prompt]
@@ -163,11 +166,13 @@ def sample_actions(
     logprobs = torch.zeros(batch, max_new_tokens, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    past = None
+    past, read_last = None, tail_kwargs(model, 1)  # only the last position's logits are read
     step_ids, step_positions = input_ids, position_ids
     for index in range(max_new_tokens):
         with autocast_forward(device, autocast):
-            output, past = forward_with_cache(model, past, input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions)
+            output, past = forward_with_cache(
+                model, past, input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions, logits_to_keep=1, **read_last
+            )
         logits = output.logits[:, -1].float()
         if index == 0 and len(prompts) < batch:
             logits, attention_mask, step_positions = logits[rows], attention_mask[rows], step_positions[rows]
@@ -212,10 +217,13 @@ class Actor:
     generator: torch.Generator | None = None
     backend: LLMBackend | None = None
     autocast: torch.dtype | None = None
+    # Token ids of plain-string prompts seen before: a tiny preset's boards recur across turns,
+    # copies and iterations, and tokenising them again cost 8% of a Sokoban rollout.
+    _known_prompts: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False)
 
     def act(self, prompts: list[Prompt]) -> tuple[list[list[int]], list[list[int]], list[list[float]], list[str]]:
         """Context ids, action ids, action log-probs (empty from a backend) and action texts."""
-        contexts = _encode_prompts(self.tokenizer, prompts)
+        contexts = _encode_prompts(self.tokenizer, prompts, self._known_prompts)
         if self.backend is None:
             action_ids, action_logprobs = sample_actions(
                 self.model,
@@ -344,13 +352,20 @@ def _left_pad(sequences: list[list[int]], pad_token_id: int, device) -> tuple[to
     return ids.to(device), mask.to(device)
 
 
-def _encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
-    """`encode_prompt` of each prompt; distinct plain-string prompts go through the tokenizer in one call."""
-    if all(isinstance(prompt, str) for prompt in prompts):
-        texts, inverse = distinct(prompts)
-        encoded = tokenizer(texts)["input_ids"]
-        return [list(encoded[index]) for index in inverse]
-    return [encode_prompt(tokenizer, prompt) for prompt in prompts]
+def _encode_prompts(tokenizer, prompts: list[Prompt], known: dict[str, list[int]]) -> list[list[int]]:
+    """`encode_prompt` of each prompt. Plain-string prompts not in ``known`` go through the tokenizer
+    in one call; the short ones (a tiny preset's; longer ones rarely recur) then join ``known``,
+    which is emptied when it would pass ``_KNOWN_PROMPTS`` entries."""
+    if not all(isinstance(prompt, str) for prompt in prompts):
+        return [encode_prompt(tokenizer, prompt) for prompt in prompts]
+    new = [prompt for prompt in dict.fromkeys(prompts) if prompt not in known]
+    fresh = dict(zip(new, tokenizer(new)["input_ids"])) if new else {}
+    ids = [list(fresh[prompt] if prompt in fresh else known[prompt]) for prompt in prompts]
+    short = {prompt: value for prompt, value in fresh.items() if len(prompt) <= _KNOWN_PROMPT_CHARS}
+    if len(known) + len(short) > _KNOWN_PROMPTS:
+        known.clear()
+    known.update(short)
+    return ids
 
 
 def _sub_info(infos: dict, index: int) -> dict:
