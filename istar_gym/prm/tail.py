@@ -4,8 +4,8 @@ Scoring an action reads the logits of its last context token and of its own toke
 one position. Every earlier layer must run at every position, since later positions attend to them,
 but the last layer's output reaches nothing but the logits: its keys and values are needed at every
 position, its queries, attention output and MLP only where logits are read. For the tiny presets
-(2 layers, rows of about 24 tokens, 2-3 read positions) that is about 40% of the work of a forward
-and backward. The result is the same function of the same weights (tested against the full forward,
+(2 layers, rows of about 24 tokens, 2-3 read positions) a 512-row forward and backward took 88-99
+ms instead of 122-127 ms, and a 256-row prompt forward 12.7 instead of 21.5 ms. The result is the same function of the same weights (tested against the full forward,
 with padding, a KV cache and grouped-query attention), not an approximation.
 
 `trim_last_layer` switches a model's last `LlamaDecoderLayer` to `TailDecoderLayer`, a subclass with
