@@ -198,3 +198,42 @@ def test_an_actor_tokenises_a_short_prompt_once_and_keeps_long_ones_out(tiny):
     full = {f"{index}>": [index] for index in range(rollout._KNOWN_PROMPTS)}
     rollout._encode_prompts(tokenizer, ["#>"], full)
     assert list(full) == ["#>"]  # a full store starts over
+
+
+class _SolverActor:
+    """Plays the project's optimal Sokoban agent, so episodes end at different turns (the rollout's
+    env handling is under test here, not a model)."""
+
+    def __init__(self):
+        from agents.scripted import SokobanSolverAgent
+
+        self.agent = SokobanSolverAgent()
+
+    def build_context(self, observation, info, history):
+        return info
+
+    def act(self, infos):
+        moves = [self.agent.act(None, info) for info in infos]
+        return [[0]] * len(moves), [[0]] * len(moves), [[0.0]] * len(moves), moves
+
+
+def test_an_episode_that_ends_early_is_reset_to_its_own_task_not_to_a_random_one():
+    # A vector env's autoreset would start a new random level on the next step (for Sokoban,
+    # generated and solved for nothing); the rollout resets the sub-env to its own seed instead.
+    seeds = group_seeds(np.random.default_rng(3), num_groups=6, group_size=2)
+    envs = make_vector_env(SOKOBAN, len(seeds))
+    try:
+        result = collect_rollouts(envs, _SolverActor(), seeds, group_size=2, max_turns=15)
+        levels = [env.unwrapped.level for env in envs.envs]
+    finally:
+        envs.close()
+    assert result.success.all() and len(set(result.length)) > 1  # episodes ended at different turns
+    reference = make_vector_env(SOKOBAN, 1)
+    for seed, level, length in zip(seeds, levels, result.length):
+        reference.reset(seed=[seed])
+        start = reference.envs[0].unwrapped.level
+        if length < result.length.max():
+            assert level == start  # back at its own start, the empty actions since then rejected
+        else:
+            assert (level.walls, level.targets) == (start.walls, start.targets)  # the last to finish is left solved
+    reference.close()

@@ -16,16 +16,18 @@ tokens the policy produced it from (iStar, Eq. 1):
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from istar_gym.llm.base import Prompt, check_batch, is_token_ids, text_only_chat, truncate_at_stop
 from istar_gym.llm.default import LLMBackendError, load_model
 
-__all__ = ["HFBackend", "encode_prompt", "tokenize_context_completion"]
+__all__ = ["HFBackend", "encode_prompt", "left_pad", "tokenize_context_completion"]
 
 
 class HFBackend:
@@ -158,14 +160,22 @@ class HFBackend:
         return results
 
     def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(ids) for ids in sequences)
-        input_ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, ids in enumerate(sequences):
-            if ids:
-                input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = left_pad(sequences, self.tokenizer.pad_token_id)
         return input_ids.to(self.device), attention_mask.to(self.device)
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_token_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids left-padded with ``pad_token_id`` to ``width`` (default: the longest sequence) and
+    their attention mask, as two CPU ``long`` tensors. Filled in one vectorised copy: a tensor write
+    per row cost a tenth of a tiny preset's update."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    width = int(lengths.max(initial=0)) if width is None else width
+    if (lengths > width).any():
+        raise ValueError(f"left_pad: a sequence of {int(lengths.max())} tokens does not fit in width {width}")
+    mask = np.arange(width) >= (width - lengths)[:, None]
+    ids = np.full(mask.shape, pad_token_id, dtype=np.int64)
+    ids[mask] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:

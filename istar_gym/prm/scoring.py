@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from istar_gym.llm.hf import left_pad
 from istar_gym.prm.tail import tail_kwargs
 
 __all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct", "forward_with_cache"]
@@ -138,18 +139,9 @@ class CachedScorer:
 
 
 def _batch_logprobs(model, batch, pad_token_id: int, device) -> torch.Tensor:
-    lengths = [len(context) + len(action) for context, action in batch]
-    width = max(lengths)
     span = max(len(action) for _, action in batch) + 1
-    input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    targets = torch.zeros((len(batch), span - 1), dtype=torch.long)
-    target_mask = torch.zeros((len(batch), span - 1))
-    for row, ((context, action), length) in enumerate(zip(batch, lengths)):
-        input_ids[row, width - length :] = torch.tensor(list(context) + list(action))
-        attention_mask[row, width - length :] = 1
-        targets[row, span - 1 - len(action) :] = torch.tensor(action)
-        target_mask[row, span - 1 - len(action) :] = 1.0
+    input_ids, attention_mask = left_pad([(*context, *action) for context, action in batch], pad_token_id)
+    targets, target_mask = left_pad([action for _, action in batch], 0, span - 1)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(
         input_ids=input_ids.to(device),
@@ -159,7 +151,7 @@ def _batch_logprobs(model, batch, pad_token_id: int, device) -> torch.Tensor:
         **tail_kwargs(model, span),
     ).logits[:, :-1]
     token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
-    return (token_logprobs * target_mask.to(device)).sum(-1)
+    return (token_logprobs * target_mask.to(device, torch.float32)).sum(-1)
 
 
 def _check_finite(values: torch.Tensor, rows: Sequence[int], name: str, turn_of: Callable[[int], int] = int) -> None:

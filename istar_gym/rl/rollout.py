@@ -26,7 +26,7 @@ import torch
 import istar_gym  # noqa: F401  (registers the istar/... ids)
 from istar_gym.adapters import adapter_for, load_entry_point
 from istar_gym.llm.base import LLMBackend, Prompt
-from istar_gym.llm.hf import encode_prompt
+from istar_gym.llm.hf import encode_prompt, left_pad
 from istar_gym.prm.scoring import autocast_forward, distinct, forward_with_cache
 from istar_gym.prm.tail import tail_kwargs
 from istar_gym.prompts import build_messages, observation_text
@@ -159,7 +159,7 @@ def sample_actions(
     # Identical contexts (copies of a task in the same state) share one prompt forward; each row
     # then samples, and decodes, on its own.
     prompts, inverse = distinct([tuple(context) for context in contexts])
-    input_ids, attention_mask = _left_pad([list(prompt) for prompt in prompts], pad_token_id, device)
+    input_ids, attention_mask = (tensor.to(device) for tensor in left_pad(prompts, pad_token_id))
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     batch, rows = len(contexts), torch.tensor(inverse, dtype=torch.long, device=device)
     tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
@@ -259,8 +259,10 @@ def collect_rollouts(
     was taken in, for step-level grouping and credit metrics.
 
     Episodes end when the env terminates or truncates, or after ``max_turns`` turns. A finished
-    sub-env keeps receiving an empty action (its autoreset ignores the first one) until the others
-    finish; those steps are not recorded.
+    sub-env is reset at once to its own task (``reset_mask``), not left to the vector env's
+    autoreset, which on the next step would start a random task nobody plays (for Sokoban,
+    generating and solving a level: 0.1 s of a tiny preset's 1.4-s iteration; a seeded level is a
+    cache hit). It then receives empty actions until the others finish; those steps are not recorded.
     """
     num_envs = envs.num_envs
     if len(seeds) != num_envs:
@@ -285,6 +287,7 @@ def collect_rollouts(
             actions[i] = texts[j]
         next_observations, rewards, terminated, truncated, next_infos = envs.step(actions)
         next_env_infos = {}
+        ended = np.zeros(num_envs, dtype=bool)
         for j, i in enumerate(active):
             info = next_env_infos[i] = _sub_info(next_infos, i)
             valid = bool(info.get("action_is_valid", True))
@@ -308,7 +311,9 @@ def collect_rollouts(
             invalid[i] += not valid
             success[i] = bool(info.get("success", False))
             if terminated[i] or truncated[i]:
-                running[i] = False
+                running[i], ended[i] = False, True
+        if ended.any() and running.any():
+            envs.reset(seed=list(seeds), options={"reset_mask": ended})
         observations, env_infos = next_observations, next_env_infos
     return Rollouts(
         turns=turns,
@@ -339,17 +344,6 @@ def random_play_success(env_id: str, env_kwargs: dict | None, seeds: Sequence[in
 
 
 # --- private helpers -------------------------------------------------------------------------
-
-
-def _left_pad(sequences: list[list[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros(len(sequences), width, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        if sequence:
-            ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
-            mask[row, width - len(sequence) :] = 1
-    return ids.to(device), mask.to(device)
 
 
 def _encode_prompts(tokenizer, prompts: list[Prompt], known: dict[str, list[int]]) -> list[list[int]]:
