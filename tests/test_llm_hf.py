@@ -13,7 +13,6 @@ from istar_gym.llm import (
     tokenize_context_completion,
 )
 from istar_gym.llm.default import default_model_dir
-from istar_gym.llm.hf import left_pad
 
 pytestmark = [
     pytest.mark.slow,
@@ -144,14 +143,3 @@ def test_generation_and_logprobs_on_gpu_match_cpu(backend):
     completions = [" up", " Hello", " Paris"]
     for ours, reference in zip(gpu.logprobs(CHATS, completions), backend.logprobs(CHATS, completions)):
         assert ours == pytest.approx(reference, abs=1e-3)
-
-
-def test_left_pad_right_aligns_each_sequence_and_masks_the_padding():
-    ids, mask = left_pad([[5, 6, 7], [], (8,), [9, 10]], pad_token_id=0)
-    assert ids.tolist() == [[5, 6, 7], [0, 0, 0], [0, 0, 8], [0, 9, 10]]
-    assert mask.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 1], [0, 1, 1]]
-    assert ids.dtype == mask.dtype == torch.long
-    wide, _ = left_pad([[1, 2]], pad_token_id=3, width=4)
-    assert wide.tolist() == [[3, 3, 1, 2]]
-    with pytest.raises(ValueError, match="does not fit in width 1"):
-        left_pad([[1, 2]], pad_token_id=0, width=1)

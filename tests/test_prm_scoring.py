@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from istar_gym.llm.hf import tokenize_context_completion
+from istar_gym.llm.hf import left_pad, tokenize_context_completion
 from istar_gym.prm import ImplicitPRM, Turn, action_logprobs, truncate_turn
 from istar_gym.prm.scoring import forward_with_cache
 from istar_gym.prompts import build_messages
@@ -250,3 +250,14 @@ def test_forward_with_cache_continues_a_sequence_as_one_forward_would(tiny):
         rest, cache = forward_with_cache(model, cache, input_ids=ids[:, 6:], position_ids=torch.arange(6, 9).expand(2, 3))
     assert cache.get_seq_length() == 9
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), whole, atol=1e-4, rtol=1e-4)
+
+
+def test_left_pad_right_aligns_each_sequence_and_masks_the_padding():
+    ids, mask = left_pad([[5, 6, 7], [], (8,), [9, 10]], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 0], [0, 0, 8], [0, 9, 10]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 1], [0, 1, 1]]
+    assert ids.dtype == mask.dtype == torch.long
+    wide, _ = left_pad([[1, 2]], pad_token_id=3, width=4)
+    assert wide.tolist() == [[3, 3, 1, 2]]
+    with pytest.raises(ValueError, match="does not fit in width 1"):
+        left_pad([[1, 2]], pad_token_id=0, width=1)
