@@ -22,7 +22,7 @@ cores: our trainer in N data-parallel processes (``processes=N``) of the preset'
 (``groups=32N``: a data-parallel run scales its batch with its processes, as DDP trainers keep the
 per-device batch; one 600-s seed with 16 groups per process was behind at every evaluation,
 docs/learning.md), SB3's PPO with N torch threads (its ``SubprocVecEnv`` was slower,
-`benchmarks/_sb3_ppo.py`).
+`benchmarks/_sb3_ppo.py`). ``groups_per_process`` changes the RLOO learners' groups per process.
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
@@ -31,6 +31,7 @@ Alone, with a subset of learners (the 600-s comparison in docs/benchmarks/learni
 
     python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --out DIR
     python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --cores-per-run 2 --out DIR
+    python -m benchmarks.learning_sokoban --full --learners "rloo lr annealed,sb3 ppo" --cores-per-run 2 --groups-per-process 64 --out DIR
 """
 
 from __future__ import annotations
@@ -57,9 +58,16 @@ _TITLES = {"rloo": "RLOO", "rloo lr annealed": "RLOO with a linearly annealed le
 V01_WARM_START = {"clean_steps": 250, "noisy_steps": 100, "noise": 0.6, "temperature": 1.0}
 
 
-def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None = None, cores_per_run: int = 1) -> dict:
+def run(
+    quick: bool = False,
+    full: bool = False,
+    learners: Sequence[str] | None = None,
+    cores_per_run: int = 1,
+    groups_per_process: int = PRESETS["tiny"]["groups"],
+) -> dict:
     """``learners`` picks a subset of the mode's learners (``sb3 ppo`` and one RLOO learner at least);
-    ``cores_per_run`` > 1 gives each run that many cores, one run at a time."""
+    ``cores_per_run`` > 1 gives each run that many cores, one run at a time; ``groups_per_process``
+    sets the RLOO learners' groups per process (the preset's 32 by default)."""
     # The before-the-fix row needs a warm start of its own and a core for a whole run, so the
     # default leaves it to --full (--quick keeps it, cut short, to test its path). "rloo lr annealed"
     # is the same RLOO with its learning rate annealed linearly to 0 over the training seconds (as
@@ -70,6 +78,8 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
         raise ValueError(f"learners={learners}: choose from {LEARNERS}, with sb3 ppo and an RLOO learner")
     if not 1 <= cores_per_run <= (os.cpu_count() or 1):
         raise ValueError(f"cores_per_run={cores_per_run}: use 1 to {os.cpu_count()} (this machine's cores)")
+    if groups_per_process < 1:
+        raise ValueError(f"groups_per_process={groups_per_process}: use at least 1 (the preset: {PRESETS['tiny']['groups']})")
     seeds = [0] if quick else [0, 1, 2]
     seconds = 20 if quick else 600 if full else 40
     eval_levels = 64 if quick else 200
@@ -78,7 +88,7 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
     warm = sokoban_warm_start(work, quick)
     # About 15-20 evaluations per run whatever the budget (an RLOO iteration takes 1-1.5 s).
     every = max(1, seconds // 20)
-    per_process = {"processes": cores_per_run, "groups": PRESETS["tiny"]["groups"] * cores_per_run}
+    per_process = {"processes": cores_per_run, "groups": groups_per_process * cores_per_run}
     ours = partial(_rloo_config, seconds=seconds, eval_levels=eval_levels, eval_every=every, **per_process)
     tasks: dict[str, list[Callable[[], list[dict]]]] = {}
     if "rloo" in learners:
@@ -158,7 +168,7 @@ def run(quick: bool = False, full: bool = False, learners: Sequence[str] | None 
                 "One torch thread per run, one run per core."
                 if cores_per_run == 1
                 else f"{cores_per_run} cores per run, one run at a time: RLOO in {cores_per_run} data-parallel processes "
-                f"(one torch thread and the preset's {PRESETS['tiny']['groups']} groups each), SB3 PPO with {cores_per_run} torch threads."
+                f"(one torch thread and {groups_per_process} groups each), SB3 PPO with {cores_per_run} torch threads."
             )
         ),
     }
@@ -235,4 +245,4 @@ def _plot(runs: dict[str, list[list[dict]]], path: Path, random_success: float) 
 
 
 if __name__ == "__main__":
-    run_alone("learning_sokoban", run, {"learners": lambda text: [name.strip() for name in text.split(",")], "cores_per_run": int})
+    run_alone("learning_sokoban", run, {"learners": lambda text: [name.strip() for name in text.split(",")], "cores_per_run": int, "groups_per_process": int})

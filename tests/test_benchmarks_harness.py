@@ -161,6 +161,13 @@ def test_learning_sokoban_refuses_more_cores_per_run_than_the_machine_has(cores)
         learning_sokoban.run(quick=True, learners=["rloo", "sb3 ppo"], cores_per_run=cores)
 
 
+def test_learning_sokoban_refuses_a_run_without_groups():
+    from benchmarks import learning_sokoban
+
+    with pytest.raises(ValueError, match="groups_per_process=0: use at least 1"):
+        learning_sokoban.run(quick=True, learners=["rloo", "sb3 ppo"], groups_per_process=0)
+
+
 def test_learning_sokoban_reads_each_curve_at_the_checkpoint_itself():
     # One learner evaluated at 0, 50 and 100 s, the other at 0, 40 and 70 s: at 60 s each is read
     # between its evaluations around 60 s, not at its last one before (50 s against 40 s), and a
