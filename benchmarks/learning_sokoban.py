@@ -22,7 +22,8 @@ cores: our trainer in N data-parallel processes (``processes=N``) of the preset'
 (``groups=32N``: a data-parallel run scales its batch with its processes, as DDP trainers keep the
 per-device batch; one 600-s seed with 16 groups per process was behind at every evaluation,
 docs/learning.md), SB3's PPO with N torch threads (its ``SubprocVecEnv`` was slower,
-`benchmarks/_sb3_ppo.py`). ``groups_per_process`` changes the RLOO learners' groups per process.
+`benchmarks/_sb3_ppo.py`). ``groups_per_process`` changes the RLOO learners' groups per process: two
+600-s runs of 64 each ended above PPO, where 32 each was level with it late (docs/learning.md).
 
 Sizes: ``quick`` (a smoke test) 1 seed of each learner, 20 s per run, 64 levels, cut warm starts;
 default 3 seeds of rloo and sb3 ppo, no rloo v0.1, 40 s per run, 200 levels (about 3 min on 2
