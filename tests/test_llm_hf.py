@@ -133,13 +133,3 @@ def test_default_model_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     assert [path.name for path in tmp_path.iterdir()] == [converted.name]  # no staging leftovers
     model, _tokenizer = load_model(converted)
     assert model.config.tie_word_embeddings and "quantization_config" not in model.config.to_dict()
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none is present")
-def test_generation_and_logprobs_on_gpu_match_cpu(backend):
-    gpu = HFBackend(device="cuda")
-    assert gpu.generate(CHATS, max_new_tokens=8) == backend.generate(CHATS, max_new_tokens=8)
-    completions = [" up", " Hello", " Paris"]
-    for ours, reference in zip(gpu.logprobs(CHATS, completions), backend.logprobs(CHATS, completions)):
-        assert ours == pytest.approx(reference, abs=1e-3)

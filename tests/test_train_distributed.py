@@ -88,7 +88,9 @@ def launch(tmp_path, out, *flags, processes=2, tag="run"):
     """torchrun the recorder; returns the finished process and each rank's digests."""
     script = tmp_path / "recorder.py"
     script.write_text(RECORDER)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "DIGESTS": str(tmp_path / tag)}
+    # Keep the caller's PYTHONPATH after the repository: packages may live there (gpu_check.sh's wheels).
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "DIGESTS": str(tmp_path / tag)}
     command = [
         sys.executable,
         "-m",

@@ -17,21 +17,27 @@ the forward to pass through it) to the decoder layers.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, eager_attention_forward, rotate_half
 
 __all__ = ["TailDecoderLayer", "tail_kwargs", "trim_last_layer"]
 
 _KEYWORD = "tail_positions"
+# The keyword that hands a decoder layer its KV cache: ``cache`` in newer transformers, ``past_key_values``
+# before the rename (5.17 among them). Reading the wrong one would silently drop the cache while sampling.
+_CACHE_KEYWORD = "cache" if "cache" in inspect.signature(LlamaDecoderLayer.forward).parameters else "past_key_values"
 
 
 class TailDecoderLayer(LlamaDecoderLayer):
     """A `LlamaDecoderLayer` that, given ``tail_positions=n``, returns only its last ``n`` positions."""
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_embeddings=None, cache=None, **kwargs) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_embeddings=None, **kwargs) -> torch.Tensor:
         tail = kwargs.pop(_KEYWORD, None)
         if tail is None or position_embeddings is None:
-            return super().forward(hidden_states, attention_mask=attention_mask, position_embeddings=position_embeddings, cache=cache, **kwargs)
+            return super().forward(hidden_states, attention_mask=attention_mask, position_embeddings=position_embeddings, **kwargs)
+        cache = kwargs.get(_CACHE_KEYWORD)
         attention = self.self_attn
         batch, length, _ = hidden_states.shape
         tail = min(tail, length)
