@@ -61,12 +61,22 @@ REPORT="$REPORT_DIR/gpu_check.md"
 mkdir -p "$LOGS"
 export PYTHONPATH="$REPO" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=4
 FAILED=0
+GPU_CHECK_SECONDS=${GPU_CHECK_SECONDS:-570}
+DEADLINE=$((SECONDS + GPU_CHECK_SECONDS))
 
 # step NAME SECONDS COMMAND...: run one check under a time limit and add its row to the report.
+# Each step's limit is cut to what is left of the whole run's $GPU_CHECK_SECONDS (default 570, so
+# that a runner stopping commands at 10 minutes still gets the report); a step with none left is not run.
 step() {
     local name=$1 limit=$2
     shift 2
-    local log start=$SECONDS status
+    local log start=$SECONDS status left=$((DEADLINE - SECONDS))
+    if [ "$left" -lt 10 ]; then
+        echo "| $name | NOT RUN: the check's $GPU_CHECK_SECONDS s were spent | 0 | |" >>"$REPORT"
+        FAILED=1
+        return 1
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
     log="$LOGS/$(echo "$name" | tr -c 'a-zA-Z0-9' '_').log"
     timeout "$limit" "$@" >"$log" 2>&1
     status=$?
@@ -170,23 +180,11 @@ step "$DEVICE training, tiny preset with iStar (2 iterations)" 240 \
     "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --iterations 2 --out "$WORK/gpu_run"
 step "$DEVICE training resumed from its checkpoint (iteration 3)" 120 \
     "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --iterations 3 --resume --out "$WORK/gpu_run"
-# Throughput: the tiny preset's own batch (RLOO, 32 groups x 8), one warm-up iteration and ten timed,
-# on each device from the first run's warm start (the trainer reuses out/initial_policy).
-for run in "speed_gpu $DEVICE" "speed_cpu cpu"; do
-    read -r name device <<<"$run"
-    mkdir -p "$WORK/$name" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/$name/" 2>/dev/null
-    step "throughput on $device, tiny preset's batch (11 iterations)" 240 "$PY" -m agents.train --model tiny \
-        --env istar/Sokoban-v0 --device "$device" --iterations 11 --eval-episodes 0 --no-progress --no-tensorboard \
-        --out "$WORK/$name"
-done
-if [ -f "$WORK/speed_gpu/metrics.jsonl" ] && [ -f "$WORK/speed_cpu/metrics.jsonl" ]; then
-    echo "| throughput, tiny preset, env steps/s (median of 10 iterations) | $DEVICE $(throughput "$WORK/speed_gpu"), CPU $(throughput "$WORK/speed_cpu") | | |" >>"$REPORT"
-fi
-mkdir -p "$WORK/hf_run" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/hf_run/" 2>/dev/null
 # The same run directory (a resume must keep --out), now on the CPU.
 step "the $DEVICE checkpoint resumed on CPU (iteration 4)" 120 \
     "$PY" -m agents.train "${tiny_flags[@]}" --device cpu --iterations 4 --resume --out "$WORK/gpu_run"
 
+mkdir -p "$WORK/hf_run" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/hf_run/" 2>/dev/null
 step "hf rollout backend on $DEVICE (tiny preset, 1 iteration)" 180 \
     "$PY" -m agents.train "${tiny_flags[@]}" --device "$DEVICE" --rollout-backend hf --iterations 1 --out "$WORK/hf_run"
 step "hf backend on CUDA matches CPU (check model)" 120 \
@@ -199,6 +197,20 @@ if "$PY" -c "import vllm" >/dev/null 2>&1; then
         "$PY" -m pytest -q -p no:cacheprovider tests/test_llm_vllm.py
 else
     echo "| vLLM backend | skipped: vllm is not installed on this machine | 0 | |" >>"$REPORT"
+fi
+
+# Throughput, last as the least needed: the tiny preset's own batch (RLOO, 32 groups x 8), one
+# warm-up iteration and ten timed, on each device from the first run's warm start (the trainer
+# reuses out/initial_policy).
+for run in "speed_gpu $DEVICE" "speed_cpu cpu"; do
+    read -r name device <<<"$run"
+    mkdir -p "$WORK/$name" && cp -r "$WORK/gpu_run/initial_policy" "$WORK/$name/" 2>/dev/null
+    step "throughput on $device, tiny preset's batch (11 iterations)" 240 "$PY" -m agents.train --model tiny \
+        --env istar/Sokoban-v0 --device "$device" --iterations 11 --eval-episodes 0 --no-progress --no-tensorboard \
+        --out "$WORK/$name"
+done
+if [ -f "$WORK/speed_gpu/metrics.jsonl" ] && [ -f "$WORK/speed_cpu/metrics.jsonl" ]; then
+    echo "| throughput, tiny preset, env steps/s (median of 10 iterations) | $DEVICE $(throughput "$WORK/speed_gpu"), CPU $(throughput "$WORK/speed_cpu") | | |" >>"$REPORT"
 fi
 
 finish

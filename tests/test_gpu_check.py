@@ -11,8 +11,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
 
 
-def run_script(*args: str, out: Path, wheels: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OUT": str(out), "WHEELS": str(wheels), "PYTHON": sys.executable}
+def run_script(*args: str, out: Path, wheels: Path, **env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OUT": str(out), "WHEELS": str(wheels), "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, check=False, capture_output=True, text=True, timeout=900)
 
 
@@ -39,6 +39,13 @@ def test_wheels_for_another_python_fail_the_check_at_once_and_say_why(tmp_path):
     assert finished.returncode == 1
     assert "| wheels from" in report and "FAILED" in report and "not a supported wheel" in report
     assert "build the check model" not in report  # stopped before the model and the training steps
+
+
+def test_steps_past_the_checks_time_budget_are_reported_not_run(tmp_path):
+    finished = run_script("--rehearse", out=tmp_path, wheels=tmp_path / "no-wheels", GPU_CHECK_SECONDS="0")
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert finished.returncode == 1
+    assert "| istar-gym and its requirements import | NOT RUN: the check's 0 s were spent |" in report
 
 
 def test_an_unknown_option_prints_the_usage():
