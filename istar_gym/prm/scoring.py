@@ -8,8 +8,6 @@ of the previous turn, so an episode whose contexts extend each other costs O(T) 
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import torch
 
 from istar_gym.llm.hf import left_pad
-from istar_gym.prm.tail import tail_kwargs
+from istar_gym.prm.tail import cache_keyword, tail_kwargs
 
 __all__ = ["CachedScorer", "action_logprobs", "autocast_forward", "distinct", "forward_with_cache"]
 
@@ -31,17 +29,9 @@ def forward_with_cache(model: torch.nn.Module, cache: Any, **inputs) -> tuple[An
     """``model(**inputs)`` extending the KV cache ``cache`` (``None``: a new one); returns the
     output and its cache. transformers 5 renamed ``past_key_values`` to ``cache`` (the old name is
     deprecated and goes in 5.40); this passes whichever name the model's ``forward`` takes."""
-    if _takes_cache_keyword(type(model)):
-        output = model(**inputs, cache=cache, use_cache=True)
-        return output, output.cache
-    output = model(**inputs, past_key_values=cache, use_cache=True)
-    return output, output.past_key_values
-
-
-@functools.cache
-def _takes_cache_keyword(model_class: type) -> bool:
-    """Whether ``model_class.forward`` names its KV cache ``cache`` (asked once per class, not per forward)."""
-    return "cache" in inspect.signature(model_class.forward).parameters
+    keyword = cache_keyword(type(model))
+    output = model(**inputs, **{keyword: cache}, use_cache=True)
+    return output, getattr(output, keyword)
 
 
 def action_logprobs(

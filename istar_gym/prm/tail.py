@@ -17,6 +17,7 @@ the forward to pass through it) to the decoder layers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -25,9 +26,17 @@ from transformers.models.llama.modeling_llama import LlamaDecoderLayer, eager_at
 __all__ = ["TailDecoderLayer", "tail_kwargs", "trim_last_layer"]
 
 _KEYWORD = "tail_positions"
-# The keyword that hands a decoder layer its KV cache: ``cache`` in newer transformers, ``past_key_values``
-# before the rename (5.17 among them). Reading the wrong one would silently drop the cache while sampling.
-_CACHE_KEYWORD = "cache" if "cache" in inspect.signature(LlamaDecoderLayer.forward).parameters else "past_key_values"
+
+
+@functools.cache
+def cache_keyword(module_class: type) -> str:
+    """The keyword ``module_class.forward`` takes its KV cache under: ``cache`` in newer transformers,
+    ``past_key_values`` before the rename (5.17 among them). The wrong one silently drops the cache
+    while sampling. Asked once per class, not per forward."""
+    return "cache" if "cache" in inspect.signature(module_class.forward).parameters else "past_key_values"
+
+
+_CACHE_KEYWORD = cache_keyword(LlamaDecoderLayer)
 
 
 class TailDecoderLayer(LlamaDecoderLayer):
